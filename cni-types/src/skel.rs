@@ -515,6 +515,7 @@ fn check_version(command: Command, config: &serde_json::Value) -> Result<CniVers
 /// Runs `plugin` as a process: reads the real environment and stdin, writes
 /// stdout (and stderr), and returns the exit code.
 pub fn run(plugin: &dyn Plugin, about: &str) -> ExitCode {
+    report_panics_as_errors();
     let env = CniEnv::from_vars(std::env::vars_os());
     let mut read_stdin = || {
         let mut input = Vec::new();
@@ -536,6 +537,21 @@ pub fn run(plugin: &dyn Plugin, about: &str) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// With `panic = "abort"` nothing unwinds back to the dispatcher, so a
+/// panic is reported from the hook: the runtime still reads an error object
+/// (code 999) on stdout, and the process exits non-zero by aborting.
+fn report_panics_as_errors() {
+    #[cfg(panic = "abort")]
+    std::panic::set_hook(Box::new(|info| {
+        let err = CniError::internal(format!("plugin panicked: {info}"));
+        let mut stdout = io::stdout().lock();
+        let _ = stdout
+            .write_all(&err.to_json(CniVersion::LATEST.as_str()))
+            .and_then(|()| stdout.flush());
+        eprintln!("{info}");
+    }));
 }
 
 #[cfg(test)]
