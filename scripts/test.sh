@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every test: unit tests and the root integration tests that exec the
+# built plugins in real network namespaces. Installs what the tests need on a
+# fresh Debian machine (iproute2 to create namespaces and observe the kernel,
+# iptables for masquerade checks, and Debian's reference plugins for
+# side-by-side tests).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+command -v ping >/dev/null 2>&1 || missing+=(iputils-ping)
+[ -x /usr/lib/cni/host-local ] || missing+=(containernetworking-plugins)
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ "$(id -u)" != 0 ]; then
+    echo "warning: not root; tests that need network namespaces will say they are skipped" >&2
+fi
+
+# The integration tests exec the plugin binaries, so build them first.
+cargo build --workspace --all-features
+cargo test --workspace --all-features
