@@ -1,0 +1,149 @@
+//! The `host-local` CNI plugin: IPAM that leases addresses from configured ranges
+//! and records them as one file per IP under `<dataDir>/<network>` (REFERENCE §5).
+//! The on-disk store is byte-compatible with the reference plugin's, so either
+//! implementation can release what the other leased.
+
+pub mod allocator;
+pub mod config;
+pub mod dns;
+pub mod range;
+pub mod store;
+
+use allocator::{AllocError, allocate_all};
+use cni_types::result::{Dns, IpConfig, Result as CniResult};
+use cni_types::skel::{Plugin, Request};
+use cni_types::{CniError, ErrorCode};
+use config::{ConfigError, IpamConfig, StoreLocation};
+use store::{DiskStore, Store, StoreError};
+
+/// What `host-local` prints when run without `CNI_COMMAND`.
+pub const ABOUT: &str = concat!(
+    "CNI host-local plugin v",
+    env!("CARGO_PKG_VERSION"),
+    " (cni-rs)"
+);
+
+/// Why a host-local call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HostLocalError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The lease store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No address could be allocated.
+    #[error(transparent)]
+    Alloc(#[from] AllocError),
+    /// `resolvConf` could not be read.
+    #[error("open {path}: {source}")]
+    ResolvConf {
+        /// The configured path.
+        path: String,
+        /// The system error.
+        source: std::io::Error,
+    },
+    /// CHECK found no lease for the attachment.
+    #[error("host-local: Failed to find address added by container {0}")]
+    NoLease(String),
+}
+
+impl From<HostLocalError> for CniError {
+    fn from(err: HostLocalError) -> CniError {
+        match err {
+            HostLocalError::Config(config) => config.into(),
+            HostLocalError::Store(StoreError::InvalidNetworkName { .. }) => {
+                CniError::new(ErrorCode::InvalidNetworkConfig, err.to_string())
+            }
+            HostLocalError::Alloc(AllocError::Store(_))
+            | HostLocalError::Store(_)
+            | HostLocalError::ResolvConf { .. } => CniError::new(ErrorCode::Io, err.to_string()),
+            // The reference reports allocation failures as unstructured errors.
+            HostLocalError::Alloc(_) | HostLocalError::NoLease(_) => CniError::internal(err),
+        }
+    }
+}
+
+/// The host-local plugin.
+#[derive(Debug, Default)]
+pub struct HostLocal;
+
+impl Plugin for HostLocal {
+    fn add(&self, req: &Request<'_>) -> Result<CniResult, CniError> {
+        Ok(add(req)?)
+    }
+
+    fn del(&self, req: &Request<'_>) -> Result<(), CniError> {
+        Ok(del(req)?)
+    }
+
+    fn check(&self, req: &Request<'_>) -> Result<(), CniError> {
+        Ok(check(req)?)
+    }
+}
+
+/// Leases one address per range set, all under one lock: either every set
+/// gets an address or nothing is kept.
+fn add(req: &Request<'_>) -> Result<CniResult, HostLocalError> {
+    let conf = IpamConfig::load(req)?;
+    let dns = read_dns(&conf)?;
+    let mut store = DiskStore::open(&conf.data_dir, &conf.name)?;
+    let mut locked = store.lock()?;
+    let allocations = allocate_all(
+        &mut locked,
+        &conf.range_sets,
+        &req.env.container_id,
+        &req.env.ifname,
+        &conf.requested,
+    )?;
+    Ok(CniResult {
+        interfaces: Vec::new(),
+        ips: allocations
+            .into_iter()
+            .map(|a| IpConfig {
+                interface: None,
+                address: a.address,
+                gateway: Some(a.gateway),
+            })
+            .collect(),
+        routes: conf.routes,
+        dns,
+    })
+}
+
+/// Releases every lease of this container ID and interface. Only the network
+/// name and `dataDir` are read, so a config that has since become invalid
+/// (or a stale `CNI_ARGS`) never blocks the release.
+fn del(req: &Request<'_>) -> Result<(), HostLocalError> {
+    let location = StoreLocation::from_json(req.stdin)?;
+    let mut store = DiskStore::open(&location.data_dir, &location.name)?;
+    let mut locked = store.lock()?;
+    locked.release_by_id(&req.env.container_id, &req.env.ifname)?;
+    Ok(())
+}
+
+/// Succeeds when the attachment holds at least one lease.
+fn check(req: &Request<'_>) -> Result<(), HostLocalError> {
+    let conf = IpamConfig::load(req)?;
+    let mut store = DiskStore::open(&conf.data_dir, &conf.name)?;
+    let locked = store.lock()?;
+    if locked
+        .find_by_id(&req.env.container_id, &req.env.ifname)?
+        .is_empty()
+    {
+        return Err(HostLocalError::NoLease(req.env.container_id.clone()));
+    }
+    Ok(())
+}
+
+/// The result's `dns`, from `resolvConf` when configured.
+fn read_dns(conf: &IpamConfig) -> Result<Dns, HostLocalError> {
+    let Some(path) = &conf.resolv_conf else {
+        return Ok(Dns::default());
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| HostLocalError::ResolvConf {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok(dns::parse_resolv_conf(&text))
+}

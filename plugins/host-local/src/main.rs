@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    cni_types::skel::run(&host_local::HostLocal, host_local::ABOUT)
+}

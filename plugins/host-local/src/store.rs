@@ -1,0 +1,1035 @@
+//! Lease storage (REFERENCE §5.5–5.7): the [`Store`] trait, the on-disk
+//! [`DiskStore`] shared byte-for-byte with the Go plugin, and an in-memory [`MemStore`].
+//!
+//! # On-disk layout
+//!
+//! `<dataDir>/<network>/` (mode 0755) holds:
+//! * `lock` (mode 0750): empty; `flock(LOCK_EX)` is held for each read-modify-write.
+//! * `<ip>` (mode 0600): one lease, content `<id trimmed>\r\n<ifname>`, no newline.
+//!   Legacy leases contain only `<id>`.
+//! * `last_reserved_ip.<N>` (mode 0600): last IP reserved for range set `N`, no newline.
+//!
+//! # Crash safety and stale leases
+//!
+//! A lease is written to `.tmp-<ip>-<pid>` and then hard-linked to `<ip>`, which fails
+//! if the name exists, so a lease file is never overwritten and is either complete or
+//! absent. `last_reserved_ip.<N>` is replaced with a rename. Readers only consider
+//! regular files whose name parses as an IP, so `lock`, `last_reserved_ip.*` and
+//! leftover `.tmp-*` files are ignored. A lease file that is empty (or whitespace
+//! only) can only come from a crashed writer — every writer, including the Go plugin,
+//! writes under the lock — so it is **stale**: it matches no container, is left out
+//! of [`LockedStore::leases`], and [`Store::reserve`] reclaims it.
+
+use std::collections::BTreeMap;
+use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
+use std::io::{self, Write};
+use std::net::IpAddr;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Separator between container ID and interface name in a lease file.
+pub const LINE_BREAK: &str = "\r\n";
+const LOCK_FILE: &str = "lock";
+const LAST_IP_PREFIX: &str = "last_reserved_ip.";
+const DIR_MODE: u32 = 0o755;
+const LOCK_MODE: u32 = 0o750;
+const FILE_MODE: u32 = 0o600;
+
+/// Errors from lease storage; each names the path involved.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The network name would not name a single directory below the data dir.
+    #[error("invalid network name {name:?}: {reason}")]
+    InvalidNetworkName {
+        /// The rejected name.
+        name: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// Creating the store directory failed.
+    #[error("create directory {}: {source}", path.display())]
+    CreateDir {
+        /// Directory being created.
+        path: PathBuf,
+        /// Underlying error.
+        source: io::Error,
+    },
+    /// Opening or creating the lock file failed.
+    #[error("open lock file {}: {source}", path.display())]
+    OpenLock {
+        /// Lock file path.
+        path: PathBuf,
+        /// Underlying error.
+        source: io::Error,
+    },
+    /// `flock` on the lock file failed.
+    #[error("lock {}: {source}", path.display())]
+    Lock {
+        /// Lock file path.
+        path: PathBuf,
+        /// Underlying error.
+        source: io::Error,
+    },
+    /// Listing the store directory failed.
+    #[error("read directory {}: {source}", path.display())]
+    ReadDir {
+        /// Directory path.
+        path: PathBuf,
+        /// Underlying error.
+        source: io::Error,
+    },
+    /// Reading a file failed.
+    #[error("read {}: {source}", path.display())]
+    Read {
+        /// File path.
+        path: PathBuf,
+        /// Underlying error.
+        source: io::Error,
+    },
+    /// Writing a file failed.
+    #[error("write {}: {source}", path.display())]
+    Write {
+        /// File path.
+        path: PathBuf,
+        /// Underlying error.
+        source: io::Error,
+    },
+    /// Removing a file failed.
+    #[error("remove {}: {source}", path.display())]
+    Remove {
+        /// File path.
+        path: PathBuf,
+        /// Underlying error.
+        source: io::Error,
+    },
+}
+
+/// Lease storage as seen by the allocator; callers hold any lock for the whole sequence.
+pub trait Store {
+    /// Records a lease for `ip` unless one exists, then records `ip` as the last
+    /// reserved IP of range set `set_index`. Returns `false` if `ip` is taken.
+    ///
+    /// # Errors
+    ///
+    /// I/O failures; on error no lease for `ip` is left behind.
+    fn reserve(
+        &mut self,
+        id: &str,
+        ifname: &str,
+        ip: IpAddr,
+        set_index: usize,
+    ) -> Result<bool, StoreError>;
+
+    /// The last IP reserved for range set `set_index`, if recorded and parsable.
+    ///
+    /// # Errors
+    ///
+    /// I/O failures other than "not found".
+    fn last_reserved_ip(&self, set_index: usize) -> Result<Option<IpAddr>, StoreError>;
+
+    /// IPs leased to `id`+`ifname` or, in the legacy format, to `id` alone.
+    ///
+    /// # Errors
+    ///
+    /// I/O failures while scanning.
+    fn find_by_id(&self, id: &str, ifname: &str) -> Result<Vec<IpAddr>, StoreError>;
+
+    /// Deletes the leases of `id`+`ifname`; if there are none, the legacy leases of
+    /// `id`. Returns the released IPs; releasing nothing is not an error.
+    ///
+    /// # Errors
+    ///
+    /// I/O failures; the remaining matches are still removed.
+    fn release_by_id(&mut self, id: &str, ifname: &str) -> Result<Vec<IpAddr>, StoreError>;
+
+    /// Deletes the lease of `ip` whoever owns it; returns whether it existed.
+    ///
+    /// # Errors
+    ///
+    /// I/O failures other than "not found".
+    fn release_ip(&mut self, ip: IpAddr) -> Result<bool, StoreError>;
+}
+
+/// One lease as found in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The leased address.
+    pub ip: IpAddr,
+    /// Container ID.
+    pub id: String,
+    /// Interface name; `None` for a legacy lease.
+    pub ifname: Option<String>,
+}
+
+impl Lease {
+    /// Parses lease file content; `None` for a stale (blank) lease.
+    fn parse(ip: IpAddr, content: &str) -> Option<Lease> {
+        let trimmed = content.trim();
+        if trimmed.is_empty() {
+            return None;
+        }
+        let (id, ifname) = match trimmed.split_once(LINE_BREAK) {
+            Some((id, ifname)) => (id, Some(ifname.to_string())),
+            None => (trimmed, None),
+        };
+        Some(Lease {
+            ip,
+            id: id.to_string(),
+            ifname,
+        })
+    }
+}
+
+/// How a lease's content matched a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    Current,
+    Legacy,
+}
+
+/// The exact lease file content for a container attachment.
+fn lease_content(id: &str, ifname: &str) -> String {
+    format!("{}{LINE_BREAK}{ifname}", id.trim())
+}
+
+/// Compares trimmed content with both formats, as the reference does; a stale
+/// (blank) lease matches nobody.
+fn match_owner(content: &str, id: &str, ifname: &str) -> Option<Owner> {
+    let trimmed = content.trim();
+    if trimmed.is_empty() {
+        None
+    } else if trimmed == lease_content(id, ifname) {
+        Some(Owner::Current)
+    } else if trimmed == id.trim() {
+        Some(Owner::Legacy)
+    } else {
+        None
+    }
+}
+
+/// Whether lease content is blank, i.e. left by a crashed writer.
+fn is_stale(content: &[u8]) -> bool {
+    content.trim_ascii().is_empty()
+}
+
+/// IPs owned by the container in either format (duplicate check, CHECK).
+fn select_any<'a>(
+    leases: impl Iterator<Item = (IpAddr, &'a str)>,
+    id: &str,
+    ifname: &str,
+) -> Vec<IpAddr> {
+    leases
+        .filter(|(_, c)| match_owner(c, id, ifname).is_some())
+        .map(|(ip, _)| ip)
+        .collect()
+}
+
+/// IPs to release: current-format matches, else legacy matches (DEL semantics).
+fn select_for_release<'a>(
+    leases: impl Iterator<Item = (IpAddr, &'a str)> + Clone,
+    id: &str,
+    ifname: &str,
+) -> Vec<IpAddr> {
+    let with = |owner| {
+        leases
+            .clone()
+            .filter(|(_, c)| match_owner(c, id, ifname) == Some(owner))
+            .map(|(ip, _)| ip)
+            .collect::<Vec<_>>()
+    };
+    let current = with(Owner::Current);
+    if current.is_empty() {
+        with(Owner::Legacy)
+    } else {
+        current
+    }
+}
+
+/// An opened (not yet locked) on-disk store for one network.
+#[derive(Debug)]
+pub struct DiskStore {
+    dir: PathBuf,
+    lock_path: PathBuf,
+    lock_file: File,
+}
+
+impl DiskStore {
+    /// Opens `<data_dir>/<network>`, creating it (0755) and its `lock` file (0750).
+    ///
+    /// Network names that are empty, `.`, `..` or contain `/` or NUL are rejected
+    /// before anything is created. Calling it again reuses the existing directory.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::InvalidNetworkName`], [`StoreError::CreateDir`] or
+    /// [`StoreError::OpenLock`].
+    pub fn open(data_dir: &Path, network: &str) -> Result<DiskStore, StoreError> {
+        validate_network_name(network)?;
+        let dir = data_dir.join(network);
+        create_dirs(&dir)?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock_file = open_lock_file(&lock_path).map_err(|source| StoreError::OpenLock {
+            path: lock_path.clone(),
+            source,
+        })?;
+        Ok(DiskStore {
+            dir,
+            lock_path,
+            lock_file,
+        })
+    }
+
+    /// The store directory `<data_dir>/<network>`.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Takes the exclusive `flock`, blocking without timeout; released on drop.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Lock`] if `flock` fails.
+    pub fn lock(&mut self) -> Result<LockedStore<'_>, StoreError> {
+        self.lock_file.lock().map_err(|source| StoreError::Lock {
+            path: self.lock_path.clone(),
+            source,
+        })?;
+        Ok(LockedStore { store: self })
+    }
+}
+
+/// Rejects network names that could address anything but one child directory.
+fn validate_network_name(name: &str) -> Result<(), StoreError> {
+    let reason = if name.is_empty() {
+        Some("must not be empty")
+    } else if name == "." || name == ".." {
+        Some("must not be . or ..")
+    } else if name.contains('/') {
+        Some("must not contain '/'")
+    } else if name.contains('\0') {
+        Some("must not contain NUL")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(StoreError::InvalidNetworkName {
+            name: name.to_string(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// `mkdir -p` with mode 0755, forcing 0755 (despite the umask) on new directories.
+fn create_dirs(dir: &Path) -> Result<(), StoreError> {
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|p| !p.as_os_str().is_empty() && fs::symlink_metadata(p).is_err())
+        .collect();
+    let err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StoreError::CreateDir { path, source }
+    };
+    DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(dir)
+        .map_err(err(dir))?;
+    for path in missing {
+        fs::set_permissions(path, Permissions::from_mode(DIR_MODE)).map_err(err(path))?;
+    }
+    Ok(())
+}
+
+/// Opens the lock file read-only, creating it with mode 0750 first if needed.
+fn open_lock_file(path: &Path) -> io::Result<File> {
+    match File::open(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        other => return other,
+    }
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(LOCK_MODE)
+        .open(path)
+    {
+        Ok(f) => f.set_permissions(Permissions::from_mode(LOCK_MODE))?,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    File::open(path)
+}
+
+/// A [`DiskStore`] with its lock held; all reads and writes happen through this.
+#[derive(Debug)]
+pub struct LockedStore<'a> {
+    store: &'a DiskStore,
+}
+
+impl Drop for LockedStore<'_> {
+    fn drop(&mut self) {
+        // Closing the file would release the flock too; unlocking early is a courtesy.
+        let _ = self.store.lock_file.unlock();
+    }
+}
+
+/// A lease file found by a directory scan: address and raw content.
+struct RawLease {
+    ip: IpAddr,
+    path: PathBuf,
+    text: String,
+}
+
+impl LockedStore<'_> {
+    /// The store directory.
+    pub fn dir(&self) -> &Path {
+        &self.store.dir
+    }
+
+    /// All non-stale leases, ordered by file name.
+    ///
+    /// # Errors
+    ///
+    /// I/O failures while scanning.
+    pub fn leases(&self) -> Result<Vec<Lease>, StoreError> {
+        Ok(self
+            .scan()?
+            .iter()
+            .filter_map(|l| Lease::parse(l.ip, l.text.as_str()))
+            .collect())
+    }
+
+    fn path_for(&self, name: &str) -> PathBuf {
+        self.store.dir.join(name)
+    }
+
+    /// Reads every regular file whose name parses as an IP, sorted by name like Go's walk.
+    fn scan(&self) -> Result<Vec<RawLease>, StoreError> {
+        let dir = &self.store.dir;
+        let read_dir_err = |source| StoreError::ReadDir {
+            path: dir.clone(),
+            source,
+        };
+        let mut found = Vec::new();
+        for entry in fs::read_dir(dir).map_err(read_dir_err)? {
+            let entry = entry.map_err(read_dir_err)?;
+            let name = entry.file_name();
+            let Some(ip) = name.to_str().and_then(|n| n.parse::<IpAddr>().ok()) else {
+                continue;
+            };
+            if !entry.file_type().map_err(read_dir_err)?.is_file() {
+                continue;
+            }
+            let path = entry.path();
+            match fs::read(&path) {
+                Ok(content) => {
+                    let text = String::from_utf8_lossy(&content).into_owned();
+                    found.push((name, RawLease { ip, path, text }));
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => return Err(StoreError::Read { path, source }),
+            }
+        }
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(found.into_iter().map(|(_, lease)| lease).collect())
+    }
+
+    /// Removes a stale lease at `path`; returns whether the name is now free.
+    fn free_or_reclaim(&self, path: &Path) -> Result<bool, StoreError> {
+        let meta = match fs::symlink_metadata(path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
+            Err(source) => return Err(read_err(path, source)),
+        };
+        if !meta.is_file() {
+            return Ok(false);
+        }
+        let content = fs::read(path).map_err(|source| read_err(path, source))?;
+        if !is_stale(&content) {
+            return Ok(false);
+        }
+        remove_if_exists(path)?;
+        Ok(true)
+    }
+
+    /// Creates `path` with `content` via temp file + hard link; `false` if it exists.
+    fn create_exclusive(
+        &self,
+        path: &Path,
+        name: &str,
+        content: &[u8],
+    ) -> Result<bool, StoreError> {
+        let tmp = self.path_for(&format!(".tmp-{name}-{}", std::process::id()));
+        write_private(&tmp, content).map_err(|source| write_err(&tmp, source))?;
+        let linked = fs::hard_link(&tmp, path);
+        // A leftover temp file is harmless: readers ignore it and it is replaced next time.
+        let _ = fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(source) => Err(write_err(path, source)),
+        }
+    }
+
+    /// Atomically replaces `last_reserved_ip.<set_index>` with `ip`.
+    fn write_last_reserved(&self, ip: IpAddr, set_index: usize) -> Result<(), StoreError> {
+        let name = format!("{LAST_IP_PREFIX}{set_index}");
+        let path = self.path_for(&name);
+        let tmp = self.path_for(&format!(".tmp-{name}-{}", std::process::id()));
+        let result = write_private(&tmp, ip.to_string().as_bytes())
+            .map_err(|source| write_err(&tmp, source))
+            .and_then(|()| fs::rename(&tmp, &path).map_err(|source| write_err(&path, source)));
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Removes the given lease files, continuing past failures; returns the removed IPs.
+    fn remove_all(&self, leases: &[RawLease], ips: &[IpAddr]) -> Result<Vec<IpAddr>, StoreError> {
+        let mut removed = Vec::new();
+        let mut first_err = None;
+        for lease in leases.iter().filter(|l| ips.contains(&l.ip)) {
+            match remove_if_exists(&lease.path) {
+                Ok(_) => removed.push(lease.ip),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(removed),
+        }
+    }
+}
+
+impl Store for LockedStore<'_> {
+    fn reserve(
+        &mut self,
+        id: &str,
+        ifname: &str,
+        ip: IpAddr,
+        set_index: usize,
+    ) -> Result<bool, StoreError> {
+        let name = ip.to_canonical().to_string();
+        let path = self.path_for(&name);
+        if !self.free_or_reclaim(&path)? {
+            return Ok(false);
+        }
+        let content = lease_content(id, ifname);
+        if !self.create_exclusive(&path, &name, content.as_bytes())? {
+            return Ok(false);
+        }
+        if let Err(e) = self.write_last_reserved(ip.to_canonical(), set_index) {
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
+        Ok(true)
+    }
+
+    fn last_reserved_ip(&self, set_index: usize) -> Result<Option<IpAddr>, StoreError> {
+        let path = self.path_for(&format!("{LAST_IP_PREFIX}{set_index}"));
+        match fs::read(&path) {
+            Ok(data) => Ok(std::str::from_utf8(&data)
+                .ok()
+                .and_then(|s| s.trim().parse::<IpAddr>().ok())
+                .map(|ip| ip.to_canonical())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(read_err(&path, source)),
+        }
+    }
+
+    fn find_by_id(&self, id: &str, ifname: &str) -> Result<Vec<IpAddr>, StoreError> {
+        let leases = self.scan()?;
+        Ok(select_any(
+            leases.iter().map(|l| (l.ip, l.text.as_str())),
+            id,
+            ifname,
+        ))
+    }
+
+    fn release_by_id(&mut self, id: &str, ifname: &str) -> Result<Vec<IpAddr>, StoreError> {
+        let leases = self.scan()?;
+        let ips = select_for_release(leases.iter().map(|l| (l.ip, l.text.as_str())), id, ifname);
+        self.remove_all(&leases, &ips)
+    }
+
+    fn release_ip(&mut self, ip: IpAddr) -> Result<bool, StoreError> {
+        remove_if_exists(&self.path_for(&ip.to_canonical().to_string()))
+    }
+}
+
+/// Writes `content` to a fresh file at `path` with mode 0600, replacing a leftover.
+fn write_private(path: &Path, content: &[u8]) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(FILE_MODE)
+        .open(path)?;
+    let written = file
+        .set_permissions(Permissions::from_mode(FILE_MODE))
+        .and_then(|()| file.write_all(content));
+    if written.is_err() {
+        let _ = fs::remove_file(path);
+    }
+    written
+}
+
+/// Removes `path`; `Ok(false)` if it did not exist.
+fn remove_if_exists(path: &Path) -> Result<bool, StoreError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(source) => Err(StoreError::Remove {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+fn read_err(path: &Path, source: io::Error) -> StoreError {
+    StoreError::Read {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn write_err(path: &Path, source: io::Error) -> StoreError {
+    StoreError::Write {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// An in-memory [`Store`] with the same matching rules as [`DiskStore`], for tests.
+#[derive(Debug, Clone, Default)]
+pub struct MemStore {
+    leases: BTreeMap<IpAddr, String>,
+    last_reserved: BTreeMap<usize, IpAddr>,
+}
+
+impl MemStore {
+    /// An empty store.
+    pub fn new() -> MemStore {
+        MemStore::default()
+    }
+
+    /// Stores raw lease content for `ip` (e.g. a legacy `<id>` or a blank stale lease).
+    pub fn insert_raw(&mut self, ip: IpAddr, content: &str) {
+        self.leases.insert(ip, content.to_string());
+    }
+
+    /// Raw lease content for `ip`, if leased.
+    pub fn content(&self, ip: IpAddr) -> Option<&str> {
+        self.leases.get(&ip).map(String::as_str)
+    }
+
+    /// Sets the recorded last reserved IP of range set `set_index`.
+    pub fn set_last_reserved(&mut self, set_index: usize, ip: IpAddr) {
+        self.last_reserved.insert(set_index, ip);
+    }
+
+    /// All leased IPs (stale ones included), in address order.
+    pub fn ips(&self) -> Vec<IpAddr> {
+        self.leases.keys().copied().collect()
+    }
+
+    fn entries(&self) -> impl Iterator<Item = (IpAddr, &str)> + Clone {
+        self.leases.iter().map(|(ip, c)| (*ip, c.as_str()))
+    }
+}
+
+impl Store for MemStore {
+    fn reserve(
+        &mut self,
+        id: &str,
+        ifname: &str,
+        ip: IpAddr,
+        set_index: usize,
+    ) -> Result<bool, StoreError> {
+        let ip = ip.to_canonical();
+        if self
+            .leases
+            .get(&ip)
+            .is_some_and(|c| !is_stale(c.as_bytes()))
+        {
+            return Ok(false);
+        }
+        self.leases.insert(ip, lease_content(id, ifname));
+        self.last_reserved.insert(set_index, ip);
+        Ok(true)
+    }
+
+    fn last_reserved_ip(&self, set_index: usize) -> Result<Option<IpAddr>, StoreError> {
+        Ok(self.last_reserved.get(&set_index).copied())
+    }
+
+    fn find_by_id(&self, id: &str, ifname: &str) -> Result<Vec<IpAddr>, StoreError> {
+        Ok(select_any(self.entries(), id, ifname))
+    }
+
+    fn release_by_id(&mut self, id: &str, ifname: &str) -> Result<Vec<IpAddr>, StoreError> {
+        let ips = select_for_release(self.entries(), id, ifname);
+        for ip in &ips {
+            self.leases.remove(ip);
+        }
+        Ok(ips)
+    }
+
+    fn release_ip(&mut self, ip: IpAddr) -> Result<bool, StoreError> {
+        Ok(self.leases.remove(&ip.to_canonical()).is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().mode() & 0o7777
+    }
+
+    fn open(tmp: &tempfile::TempDir) -> DiskStore {
+        DiskStore::open(&tmp.path().join("data"), "crio").unwrap()
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn open_creates_dirs_and_lock_with_modes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = open(&tmp);
+        let dir = tmp.path().join("data/crio");
+        assert_eq!(store.dir(), dir);
+        assert_eq!(mode(&tmp.path().join("data")), 0o755);
+        assert_eq!(mode(&dir), 0o755);
+        let lock = dir.join("lock");
+        assert_eq!(mode(&lock), 0o750);
+        assert_eq!(fs::metadata(&lock).unwrap().len(), 0);
+        assert_eq!(names(&dir), ["lock"]);
+    }
+
+    #[test]
+    fn open_twice_reuses_directory_and_keeps_existing_modes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        fs::create_dir(&data).unwrap();
+        fs::set_permissions(&data, Permissions::from_mode(0o700)).unwrap();
+        drop(DiskStore::open(&data, "net").unwrap());
+        drop(DiskStore::open(&data, "net").unwrap());
+        assert_eq!(mode(&data), 0o700, "existing directories are left alone");
+        assert_eq!(mode(&data.join("net")), 0o755);
+    }
+
+    #[test]
+    fn path_traversal_names_rejected_without_creating_anything() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        for name in ["", ".", "..", "../evil", "a/b", "/abs", "nul\0byte"] {
+            let err = DiskStore::open(&data, name).unwrap_err();
+            assert!(
+                matches!(err, StoreError::InvalidNetworkName { .. }),
+                "{name:?}: {err}"
+            );
+        }
+        assert!(!data.exists());
+        assert_eq!(names(tmp.path()), Vec::<String>::new());
+        let err = DiskStore::open(&data, "..").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid network name \"..\": must not be . or .."
+        );
+    }
+
+    #[test]
+    fn names_with_dots_are_fine() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = DiskStore::open(tmp.path(), "..net.work").unwrap();
+        assert_eq!(store.dir(), tmp.path().join("..net.work"));
+    }
+
+    #[test]
+    fn error_display_names_path_and_cause() {
+        let err = StoreError::OpenLock {
+            path: PathBuf::from("/x/lock"),
+            source: io::Error::from_raw_os_error(13),
+        };
+        assert_eq!(
+            err.to_string(),
+            "open lock file /x/lock: Permission denied (os error 13)"
+        );
+    }
+
+    #[test]
+    fn reserve_writes_exact_bytes_and_modes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = open(&tmp);
+        let dir = store.dir().to_path_buf();
+        let mut locked = store.lock().unwrap();
+        assert!(
+            locked
+                .reserve("  abc123 \n", "eth0", ip("10.85.0.2"), 0)
+                .unwrap()
+        );
+        let lease = dir.join("10.85.0.2");
+        assert_eq!(fs::read(&lease).unwrap(), b"abc123\r\neth0");
+        assert_eq!(fs::metadata(&lease).unwrap().len(), 12);
+        assert_eq!(mode(&lease), 0o600);
+        assert_eq!(
+            fs::metadata(&lease).unwrap().nlink(),
+            1,
+            "temp link removed"
+        );
+        let last = dir.join("last_reserved_ip.0");
+        assert_eq!(fs::read(&last).unwrap(), b"10.85.0.2");
+        assert_eq!(mode(&last), 0o600);
+        assert_eq!(names(&dir), ["10.85.0.2", "last_reserved_ip.0", "lock"]);
+        assert_eq!(locked.last_reserved_ip(0).unwrap(), Some(ip("10.85.0.2")));
+        assert_eq!(locked.last_reserved_ip(1).unwrap(), None);
+    }
+
+    #[test]
+    fn ipv6_file_names() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = open(&tmp);
+        let dir = store.dir().to_path_buf();
+        let mut locked = store.lock().unwrap();
+        assert!(
+            locked
+                .reserve("abc", "eth0", ip("1100:200:0::2"), 1)
+                .unwrap()
+        );
+        assert_eq!(fs::read(dir.join("1100:200::2")).unwrap(), b"abc\r\neth0");
+        assert_eq!(
+            fs::read(dir.join("last_reserved_ip.1")).unwrap(),
+            b"1100:200::2"
+        );
+        assert_eq!(
+            locked.find_by_id("abc", "eth0").unwrap(),
+            [ip("1100:200::2")]
+        );
+    }
+
+    #[test]
+    fn reserve_never_overwrites_existing_lease() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = open(&tmp);
+        let dir = store.dir().to_path_buf();
+        fs::write(dir.join("10.85.0.2"), "other\r\neth0").unwrap();
+        let mut locked = store.lock().unwrap();
+        assert!(!locked.reserve("abc", "eth0", ip("10.85.0.2"), 0).unwrap());
+        assert_eq!(fs::read(dir.join("10.85.0.2")).unwrap(), b"other\r\neth0");
+        assert!(!dir.join("last_reserved_ip.0").exists());
+        assert!(!locked.reserve("x", "eth1", ip("10.85.0.2"), 0).unwrap());
+        assert_eq!(names(&dir), ["10.85.0.2", "lock"], "no temp files left");
+    }
+
+    #[test]
+    fn stale_empty_lease_is_reclaimed_and_ignored() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = open(&tmp);
+        let dir = store.dir().to_path_buf();
+        fs::write(dir.join("10.85.0.2"), "").unwrap();
+        fs::write(dir.join("10.85.0.3"), " \n").unwrap();
+        let mut locked = store.lock().unwrap();
+        assert!(locked.leases().unwrap().is_empty());
+        assert!(locked.find_by_id("", "").unwrap().is_empty());
+        assert!(locked.reserve("abc", "eth0", ip("10.85.0.2"), 0).unwrap());
+        assert_eq!(fs::read(dir.join("10.85.0.2")).unwrap(), b"abc\r\neth0");
+        assert!(locked.reserve("def", "eth0", ip("10.85.0.3"), 0).unwrap());
+    }
+
+    #[test]
+    fn stray_files_are_ignored() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = open(&tmp);
+        let dir = store.dir().to_path_buf();
+        fs::write(dir.join(".tmp-10.85.0.9-1234"), "abc\r\neth0").unwrap();
+        fs::write(dir.join("last_reserved_ip.0"), "abc").unwrap();
+        fs::write(dir.join("notes.txt"), "abc\r\neth0").unwrap();
+        fs::create_dir(dir.join("10.85.0.7")).unwrap();
+        std::os::unix::fs::symlink(dir.join("notes.txt"), dir.join("10.85.0.8")).unwrap();
+        let mut locked = store.lock().unwrap();
+        assert!(locked.find_by_id("abc", "eth0").unwrap().is_empty());
+        assert!(locked.release_by_id("abc", "eth0").unwrap().is_empty());
+        assert!(locked.leases().unwrap().is_empty());
+        assert_eq!(locked.last_reserved_ip(0).unwrap(), None, "unparsable");
+        assert!(dir.join("last_reserved_ip.0").exists());
+        assert!(dir.join(".tmp-10.85.0.9-1234").exists());
+        assert!(!locked.reserve("abc", "eth0", ip("10.85.0.7"), 0).unwrap());
+        assert!(!locked.reserve("abc", "eth0", ip("10.85.0.8"), 0).unwrap());
+    }
+
+    #[test]
+    fn leftover_temp_file_of_same_name_is_replaced() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = open(&tmp);
+        let dir = store.dir().to_path_buf();
+        let stale = dir.join(format!(".tmp-10.85.0.2-{}", std::process::id()));
+        fs::write(&stale, "garbage").unwrap();
+        let mut locked = store.lock().unwrap();
+        assert!(locked.reserve("abc", "eth0", ip("10.85.0.2"), 0).unwrap());
+        assert_eq!(fs::read(dir.join("10.85.0.2")).unwrap(), b"abc\r\neth0");
+        assert!(!stale.exists());
+    }
+
+    #[test]
+    fn last_reserved_ip_tolerates_whitespace() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = open(&tmp);
+        fs::write(store.dir().join("last_reserved_ip.3"), "10.1.2.3\n").unwrap();
+        let locked = store.lock().unwrap();
+        assert_eq!(locked.last_reserved_ip(3).unwrap(), Some(ip("10.1.2.3")));
+    }
+
+    #[test]
+    fn find_and_release_by_id() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = open(&tmp);
+        let dir = store.dir().to_path_buf();
+        let mut locked = store.lock().unwrap();
+        locked.reserve("abc", "eth0", ip("10.85.0.2"), 0).unwrap();
+        locked.reserve("abc", "eth0", ip("fd00::2"), 1).unwrap();
+        locked.reserve("abc", "eth1", ip("10.85.0.3"), 0).unwrap();
+        locked.reserve("def", "eth0", ip("10.85.0.4"), 0).unwrap();
+        assert_eq!(
+            locked.find_by_id("abc", "eth0").unwrap(),
+            [ip("10.85.0.2"), ip("fd00::2")]
+        );
+        assert_eq!(
+            locked.release_by_id("abc", "eth0").unwrap(),
+            [ip("10.85.0.2"), ip("fd00::2")]
+        );
+        assert_eq!(
+            names(&dir),
+            [
+                "10.85.0.3",
+                "10.85.0.4",
+                "last_reserved_ip.0",
+                "last_reserved_ip.1",
+                "lock"
+            ]
+        );
+        assert!(
+            locked.release_by_id("abc", "eth0").unwrap().is_empty(),
+            "idempotent"
+        );
+        assert_eq!(
+            fs::read(dir.join("last_reserved_ip.0")).unwrap(),
+            b"10.85.0.4",
+            "never rewound"
+        );
+    }
+
+    #[test]
+    fn legacy_lease_released_only_when_no_current_match() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = open(&tmp);
+        let dir = store.dir().to_path_buf();
+        fs::write(dir.join("10.85.0.5"), "abc\n").unwrap();
+        let mut locked = store.lock().unwrap();
+        locked.reserve("abc", "eth0", ip("10.85.0.2"), 0).unwrap();
+        assert_eq!(
+            locked.find_by_id("abc", "eth0").unwrap(),
+            [ip("10.85.0.2"), ip("10.85.0.5")]
+        );
+        assert_eq!(
+            locked.release_by_id("abc", "eth0").unwrap(),
+            [ip("10.85.0.2")]
+        );
+        assert!(dir.join("10.85.0.5").exists());
+        assert_eq!(
+            locked.release_by_id("abc", "eth0").unwrap(),
+            [ip("10.85.0.5")]
+        );
+        assert!(!dir.join("10.85.0.5").exists());
+    }
+
+    #[test]
+    fn release_ip_and_leases() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = open(&tmp);
+        let dir = store.dir().to_path_buf();
+        fs::write(dir.join("10.85.0.9"), "old").unwrap();
+        let mut locked = store.lock().unwrap();
+        locked.reserve("abc", "eth0", ip("10.85.0.2"), 0).unwrap();
+        locked.reserve("def", "net1", ip("10.85.0.10"), 0).unwrap();
+        assert_eq!(
+            locked.leases().unwrap(),
+            [
+                Lease {
+                    ip: ip("10.85.0.10"),
+                    id: "def".into(),
+                    ifname: Some("net1".into())
+                },
+                Lease {
+                    ip: ip("10.85.0.2"),
+                    id: "abc".into(),
+                    ifname: Some("eth0".into())
+                },
+                Lease {
+                    ip: ip("10.85.0.9"),
+                    id: "old".into(),
+                    ifname: None
+                },
+            ]
+        );
+        assert!(locked.release_ip(ip("10.85.0.2")).unwrap());
+        assert!(!locked.release_ip(ip("10.85.0.2")).unwrap());
+        assert!(!dir.join("10.85.0.2").exists());
+    }
+
+    #[test]
+    fn lock_is_exclusive_across_handles() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut a = open(&tmp);
+        let b = open(&tmp);
+        let guard = a.lock().unwrap();
+        assert!(matches!(
+            b.lock_file.try_lock(),
+            Err(std::fs::TryLockError::WouldBlock)
+        ));
+        drop(guard);
+        b.lock_file.try_lock().unwrap();
+    }
+
+    #[test]
+    fn mem_store_matches_disk_semantics() {
+        let mut m = MemStore::new();
+        assert!(m.reserve(" abc ", "eth0", ip("10.0.0.2"), 0).unwrap());
+        assert!(!m.reserve("x", "eth0", ip("10.0.0.2"), 0).unwrap());
+        assert_eq!(m.content(ip("10.0.0.2")), Some("abc\r\neth0"));
+        assert_eq!(m.last_reserved_ip(0).unwrap(), Some(ip("10.0.0.2")));
+        m.insert_raw(ip("10.0.0.3"), "abc");
+        m.insert_raw(ip("10.0.0.4"), "");
+        assert!(
+            m.reserve("y", "eth0", ip("10.0.0.4"), 0).unwrap(),
+            "stale reclaimed"
+        );
+        assert_eq!(
+            m.find_by_id("abc", "eth0").unwrap(),
+            [ip("10.0.0.2"), ip("10.0.0.3")]
+        );
+        assert_eq!(m.release_by_id("abc", "eth0").unwrap(), [ip("10.0.0.2")]);
+        assert_eq!(m.release_by_id("abc", "eth0").unwrap(), [ip("10.0.0.3")]);
+        assert!(m.release_ip(ip("10.0.0.4")).unwrap());
+        assert!(m.ips().is_empty());
+    }
+}
