@@ -1,1 +1,3 @@
-fn main() {}
+fn main() -> std::process::ExitCode {
+    cni_types::skel::run(&bridge::Bridge, bridge::ABOUT)
+}

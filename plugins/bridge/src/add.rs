@@ -1,0 +1,131 @@
+//! ADD: bridge, veth, IPAM, addresses, routes, gateway and masquerade. Every
+//! step that changes something pushes its undo; a failure unwinds them all,
+//! so a failed ADD leaves no veth, lease or rule behind.
+
+use crate::config::{BridgeConfig, format_mac};
+use crate::container;
+use crate::error::BridgeError;
+use crate::gateway::{apply_gateways, configure_bridge};
+use crate::link::{attach_to_bridge, create_veth, ensure_bridge};
+use crate::masq;
+use crate::netlink::Kernel;
+use crate::rollback::Rollback;
+use cni_types::ipam;
+use cni_types::netns::Netns;
+use cni_types::result::{Interface, Result as CniResult};
+use cni_types::skel::Request;
+use std::os::fd::AsRawFd;
+
+/// Runs ADD.
+///
+/// # Errors
+/// [`BridgeError`]; everything done before the failure is undone.
+pub fn add(req: &Request<'_>) -> Result<CniResult, BridgeError> {
+    let conf = BridgeConfig::from_json(req.stdin, &req.env.args)?;
+    let netns = Netns::open(&req.env.netns).map_err(|e| BridgeError::netns(&req.env.netns, e))?;
+    let host = Kernel::connect()?;
+    let container = {
+        let _inside = netns
+            .enter()
+            .map_err(|e| BridgeError::netns(&req.env.netns, e))?;
+        Kernel::connect()?
+    };
+    let mut rollback = Rollback::default();
+    match attach(req, &conf, &netns, &host, &container, &mut rollback) {
+        Ok(result) => {
+            rollback.commit();
+            Ok(result)
+        }
+        Err(err) => {
+            rollback.unwind();
+            Err(err)
+        }
+    }
+}
+
+/// The steps of ADD; `rollback` collects how to undo each one.
+fn attach<'a>(
+    req: &'a Request<'_>,
+    conf: &'a BridgeConfig,
+    netns: &Netns,
+    host: &'a Kernel,
+    container: &'a Kernel,
+    rollback: &mut Rollback<'a>,
+) -> Result<CniResult, BridgeError> {
+    let env = req.env;
+    let bridge = ensure_bridge(host, conf)?;
+    let attachment = format!("{}/{}/{}", conf.network, env.container_id, env.ifname);
+    let veth = create_veth(host, conf, &attachment, &env.ifname, netns.as_raw_fd())?;
+    let (veth_index, veth_name) = (veth.index, veth.name.clone());
+    rollback.push("delete veth", move || {
+        host.del_link(veth_index, &veth_name)
+            .map_err(|e| e.to_string())
+    });
+    attach_to_bridge(host, conf, &veth, &bridge)?;
+
+    let mut result = CniResult::default();
+    let container_link = if let Some(ipam_type) = conf.ipam_type.as_deref() {
+        let leased =
+            ipam::exec_add(env, ipam_type, req.stdin, req.version).map_err(BridgeError::Ipam)?;
+        rollback.push("release IPAM lease", move || {
+            ipam::exec_del(env, ipam_type, req.stdin).map_err(|e| e.to_string())
+        });
+        if leased.ips.is_empty() {
+            return Err(BridgeError::NoIpConfig);
+        }
+        result.ips = leased.ips;
+        result.routes = leased.routes;
+        result.dns = if conf.dns.is_empty() {
+            leased.dns
+        } else {
+            conf.dns.clone()
+        };
+        let gateways = apply_gateways(&mut result, conf);
+        let has_ipv6 = result.ips.iter().any(|ip| ip.address.is_ipv6());
+        container::apply_sysctls(netns, &env.ifname, conf.enable_dad, has_ipv6)?;
+        let link = container::configure(container, &env.ifname, &result)?;
+        configure_bridge(host, &bridge, conf, &gateways)?;
+        if conf.ip_masq {
+            let addresses: Vec<_> = result.ips.iter().map(|ip| ip.address).collect();
+            masq::setup(&conf.network, &env.container_id, &addresses)?;
+            rollback.push("remove masquerade", move || {
+                masq::teardown(&conf.network, &env.container_id, &addresses)
+                    .map_err(|e| e.to_string())
+            });
+        }
+        link
+    } else {
+        result.dns = conf.dns.clone();
+        if conf.disable_container_interface {
+            container.link_by_name(&env.ifname)?.ok_or_else(|| {
+                BridgeError::Container(container::ContainerError::Missing(env.ifname.clone()))
+            })?
+        } else {
+            container::bring_up(container, &env.ifname)?
+        }
+    };
+
+    // Re-read both host-side MACs last: the bridge's is pinned only now, and
+    // udev may have changed the veth's after creation.
+    let bridge_now = host.link_by_index(bridge.index)?.unwrap_or(bridge);
+    let veth_now = host.link_by_index(veth.index)?.unwrap_or(veth);
+    result.interfaces = vec![
+        Interface {
+            name: bridge_now.name,
+            mac: format_mac(&bridge_now.mac),
+            ..Interface::default()
+        },
+        Interface {
+            name: veth_now.name,
+            mac: format_mac(&veth_now.mac),
+            ..Interface::default()
+        },
+        Interface {
+            name: env.ifname.clone(),
+            mac: format_mac(&container_link.mac),
+            sandbox: env.netns.clone(),
+            ..Interface::default()
+        },
+    ];
+    Ok(result)
+}

@@ -1,0 +1,186 @@
+//! The container side: sysctls, addresses, link state and routes inside the
+//! container's namespace. Netlink requests go over a connection opened in
+//! that namespace; sysctls are written while the thread is briefly inside it
+//! (`/proc/sys/net` follows the calling thread's namespace).
+
+use crate::gateway::CONTAINER_INTERFACE;
+use crate::netlink::{Kernel, Link, NetlinkError};
+use crate::sysctl;
+use cni_types::netns::{Netns, NetnsError};
+use cni_types::result::Result as CniResult;
+use ipnetwork::IpNetwork;
+use std::net::IpAddr;
+
+/// Why configuring the container side failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    /// Entering the namespace failed.
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    /// A netlink request failed.
+    #[error(transparent)]
+    Netlink(#[from] NetlinkError),
+    /// The interface vanished.
+    #[error("failed to lookup \"{0}\": Link not found")]
+    Missing(String),
+    /// A route could not be added.
+    #[error("failed to add route '{dst} via {gw} dev {ifname}': {reason}")]
+    Route {
+        /// Destination as configured.
+        dst: IpNetwork,
+        /// Gateway used (`<nil>` when none).
+        gw: String,
+        /// Interface name.
+        ifname: String,
+        /// The kernel's answer.
+        reason: String,
+    },
+}
+
+/// Per-interface sysctls, applied before any address so IPv6 addresses are
+/// never tentative unless DAD is wanted.
+///
+/// # Errors
+/// [`ContainerError::Netns`] when the namespace cannot be entered; sysctl
+/// failures themselves are ignored, as the reference does.
+pub fn apply_sysctls(
+    netns: &Netns,
+    ifname: &str,
+    enable_dad: bool,
+    has_ipv6: bool,
+) -> Result<(), ContainerError> {
+    let _inside = netns.enter()?;
+    if enable_dad {
+        let _ = sysctl::ensure(&format!("net/ipv6/conf/{ifname}/enhanced_dad"), "1");
+        let _ = sysctl::ensure(&format!("net/ipv6/conf/{ifname}/accept_dad"), "1");
+    } else {
+        let _ = sysctl::ensure(&format!("net/ipv6/conf/{ifname}/accept_dad"), "0");
+    }
+    let _ = sysctl::ensure(&format!("net/ipv4/conf/{ifname}/arp_notify"), "1");
+    if has_ipv6 {
+        let _ = sysctl::ensure("net/ipv6/conf/lo/disable_ipv6", "0");
+        let _ = sysctl::ensure(&format!("net/ipv6/conf/{ifname}/disable_ipv6"), "0");
+    }
+    Ok(())
+}
+
+/// Adds the result's addresses to `ifname`, sets it up and adds the
+/// result's routes (via the route's gateway, else the first gateway of its
+/// family). Returns the interface as the kernel now shows it.
+///
+/// # Errors
+/// [`ContainerError`].
+pub fn configure(
+    container: &Kernel,
+    ifname: &str,
+    result: &CniResult,
+) -> Result<Link, ContainerError> {
+    let link = container
+        .link_by_name(ifname)?
+        .ok_or_else(|| ContainerError::Missing(ifname.to_owned()))?;
+    let mine = result
+        .ips
+        .iter()
+        .filter(|ip| ip.interface == Some(CONTAINER_INTERFACE));
+    for ip in mine.clone() {
+        match container.add_address(link.index, ifname, ip.address) {
+            Err(err) if !err.is_exists() => return Err(err.into()),
+            _ => {}
+        }
+    }
+    container.set_up(link.index, ifname)?;
+    let first_gateway = |ipv4: bool| {
+        mine.clone()
+            .filter(|ip| ip.address.is_ipv4() == ipv4)
+            .find_map(|ip| ip.gateway)
+    };
+    for route in &result.routes {
+        let gw = route.gw.or_else(|| first_gateway(route.dst.is_ipv4()));
+        match container.add_route(route.dst, gw, link.index) {
+            Err(err) if !err.is_exists() => {
+                return Err(ContainerError::Route {
+                    dst: route.dst,
+                    gw: gw.map_or_else(|| "<nil>".to_owned(), |g| g.to_string()),
+                    ifname: ifname.to_owned(),
+                    reason: err.reason,
+                });
+            }
+            _ => {}
+        }
+    }
+    container
+        .link_by_index(link.index)?
+        .ok_or_else(|| ContainerError::Missing(ifname.to_owned()))
+}
+
+/// L2 mode: only set the interface up.
+///
+/// # Errors
+/// [`ContainerError`].
+pub fn bring_up(container: &Kernel, ifname: &str) -> Result<Link, ContainerError> {
+    let link = container
+        .link_by_name(ifname)?
+        .ok_or_else(|| ContainerError::Missing(ifname.to_owned()))?;
+    container.set_up(link.index, ifname)?;
+    Ok(link)
+}
+
+/// Deletes `ifname` (the kernel removes the host end with it) and returns
+/// the global unicast addresses it had. Absent is fine.
+///
+/// # Errors
+/// [`ContainerError::Netlink`] for failures other than "not found".
+pub fn remove(container: &Kernel, ifname: &str) -> Result<Vec<IpNetwork>, ContainerError> {
+    let Some(link) = container.link_by_name(ifname)? else {
+        return Ok(Vec::new());
+    };
+    let addresses: Vec<IpNetwork> = container
+        .addresses(link.index)?
+        .into_iter()
+        .filter(|a| is_global_unicast(a.ip()))
+        .collect();
+    container.del_link(link.index, ifname)?;
+    Ok(addresses)
+}
+
+/// Go's `IsGlobalUnicast`: not unspecified, loopback, multicast, link-local
+/// or (v4) broadcast.
+fn is_global_unicast(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            !(v4.is_unspecified()
+                || v4.is_loopback()
+                || v4.is_multicast()
+                || v4.is_link_local()
+                || v4.is_broadcast())
+        }
+        IpAddr::V6(v6) => {
+            !(v6.is_unspecified()
+                || v6.is_loopback()
+                || v6.is_multicast()
+                || v6.is_unicast_link_local())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn global_unicast_matches_go() {
+        for (ip, global) in [
+            ("10.85.0.2", true),
+            ("127.0.0.1", false),
+            ("169.254.1.1", false),
+            ("224.0.0.1", false),
+            ("255.255.255.255", false),
+            ("1100:200::2", true),
+            ("fe80::1", false),
+            ("::1", false),
+            ("ff02::1", false),
+        ] {
+            assert_eq!(is_global_unicast(ip.parse().unwrap()), global, "{ip}");
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The bridge plugin's errors, and the one place they become CNI codes.
+
+use crate::config::ConfigError;
+use crate::container::ContainerError;
+use crate::gateway::GatewayError;
+use crate::link::LinkError;
+use crate::masq::MasqError;
+use crate::netlink::NetlinkError;
+use cni_types::netns::NetnsError;
+use cni_types::{CniError, ErrorCode};
+
+/// Why a bridge call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    /// The configuration or `CNI_ARGS` is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The container's namespace could not be opened.
+    #[error("failed to open netns \"{path}\": {source}")]
+    Netns {
+        /// `CNI_NETNS`.
+        path: String,
+        /// Why.
+        source: NetnsError,
+    },
+    /// The delegated IPAM plugin failed; its error is passed on unchanged.
+    #[error(transparent)]
+    Ipam(CniError),
+    /// IPAM returned no address.
+    #[error("IPAM plugin returned missing IP config")]
+    NoIpConfig,
+    /// A host-side link step failed.
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    /// A container-side step failed.
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+    /// A gateway step failed.
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
+    /// Masquerade setup or teardown failed.
+    #[error(transparent)]
+    Masq(#[from] MasqError),
+    /// Another netlink request failed.
+    #[error(transparent)]
+    Netlink(#[from] NetlinkError),
+    /// CHECK found a difference.
+    #[error("{0}")]
+    Check(String),
+    /// Several DEL steps failed; the first is the message.
+    #[error("{first}")]
+    Several {
+        /// The first failure.
+        first: Box<BridgeError>,
+        /// The others, as text.
+        others: Vec<String>,
+    },
+}
+
+impl BridgeError {
+    /// Wraps a namespace error with the netns path, except "not found",
+    /// which reads as the reference's Statfs message on its own.
+    pub fn netns(path: &str, source: NetnsError) -> BridgeError {
+        BridgeError::Netns {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+impl From<BridgeError> for CniError {
+    fn from(err: BridgeError) -> CniError {
+        match err {
+            BridgeError::Config(config) => config.into(),
+            BridgeError::Ipam(delegate) => delegate,
+            BridgeError::Netns { source, .. } if source.is_not_found() => {
+                CniError::internal(source)
+            }
+            BridgeError::Several { first, others } => {
+                let mut converted = CniError::from(*first);
+                if !others.is_empty() {
+                    converted.details = others.join("; ");
+                }
+                converted
+            }
+            BridgeError::Check(msg) => CniError::internal(msg),
+            other => CniError::new(ErrorCode::Internal, other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! Host-side links: the bridge (created or reused) and the veth pair whose
+//! container end is created directly inside the container's namespace.
+
+use crate::config::BridgeConfig;
+use crate::netlink::{Kernel, Link, NetlinkError, is_bridge};
+use crate::sysctl;
+use sha2::{Digest, Sha512};
+use std::io::Read;
+use std::os::fd::RawFd;
+
+/// How many host veth names are tried before giving up, as the reference.
+const VETH_NAME_ATTEMPTS: usize = 10;
+
+/// Why a link step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// Creating or configuring the bridge failed.
+    #[error("failed to create bridge \"{bridge}\": {reason}")]
+    Bridge {
+        /// The bridge name.
+        bridge: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The container interface name is taken inside the namespace.
+    #[error("container veth name provided ({0}) already exists")]
+    ContainerNameTaken(String),
+    /// Every host veth name tried was taken.
+    #[error("failed to find a unique veth name")]
+    NoUniqueName,
+    /// Creating the veth pair failed otherwise.
+    #[error("failed to make veth pair: {0}")]
+    Veth(NetlinkError),
+    /// Attaching the host end to the bridge failed.
+    #[error("failed to connect \"{veth}\" to bridge {bridge}: {source}")]
+    Connect {
+        /// Host veth name.
+        veth: String,
+        /// Bridge name.
+        bridge: String,
+        /// The kernel's answer.
+        source: NetlinkError,
+    },
+    /// Any other netlink failure.
+    #[error(transparent)]
+    Netlink(#[from] NetlinkError),
+}
+
+/// Creates the bridge unless it exists, checks that an existing link of
+/// that name is a bridge, applies promiscuous mode, `accept_ra=0`, and sets
+/// it up. An existing bridge's MTU and VLAN filtering are left alone.
+///
+/// # Errors
+/// [`LinkError::Bridge`].
+pub fn ensure_bridge(host: &Kernel, conf: &BridgeConfig) -> Result<Link, LinkError> {
+    let failed = |reason: String| LinkError::Bridge {
+        bridge: conf.bridge.clone(),
+        reason,
+    };
+    let mut bridge = host
+        .link_by_name(&conf.bridge)
+        .map_err(|e| failed(e.to_string()))?;
+    if bridge.is_none() {
+        match host.create_bridge(&conf.bridge, conf.mtu, conf.uses_vlans()) {
+            // A parallel ADD may have created it first.
+            Err(err) if !err.is_exists() => return Err(failed(err.to_string())),
+            _ => {}
+        }
+        bridge = host
+            .link_by_name(&conf.bridge)
+            .map_err(|e| failed(e.to_string()))?;
+    }
+    let bridge = bridge.ok_or_else(|| failed("not found after creation".to_owned()))?;
+    if !is_bridge(&bridge) {
+        return Err(failed(format!(
+            "\"{}\" already exists but is not a bridge",
+            conf.bridge
+        )));
+    }
+    if conf.promisc_mode && !bridge.promisc {
+        host.set_promisc(bridge.index, &bridge.name, true)
+            .map_err(|e| failed(e.to_string()))?;
+    }
+    // Errors ignored, as the reference: IPv6 may be disabled.
+    let _ = sysctl::ensure(&format!("net/ipv6/conf/{}/accept_ra", conf.bridge), "0");
+    if !bridge.admin_up {
+        host.set_up(bridge.index, &bridge.name)
+            .map_err(|e| failed(e.to_string()))?;
+    }
+    Ok(bridge)
+}
+
+/// Creates the veth pair: the host end named `veth` + 8 hex characters, the
+/// container end named `ifname` inside the namespace behind `netns_fd`.
+/// The first host name is derived from the attachment (so operators can
+/// tell which pod a veth serves); on a collision random names are tried.
+/// Returns the host end.
+///
+/// # Errors
+/// [`LinkError::ContainerNameTaken`], [`LinkError::NoUniqueName`] or
+/// [`LinkError::Veth`].
+pub fn create_veth(
+    host: &Kernel,
+    conf: &BridgeConfig,
+    attachment: &str,
+    ifname: &str,
+    netns_fd: RawFd,
+) -> Result<Link, LinkError> {
+    for attempt in 0..VETH_NAME_ATTEMPTS {
+        let name = if attempt == 0 {
+            derived_veth_name(attachment)
+        } else {
+            random_veth_name()?
+        };
+        match host.create_veth(&name, ifname, netns_fd, conf.mtu, conf.mac) {
+            Ok(()) => {
+                return host
+                    .link_by_name(&name)?
+                    .ok_or_else(|| LinkError::Veth(not_found_after_create(&name)));
+            }
+            Err(err) if err.is_exists() => {
+                if host.link_by_name(&name)?.is_none() {
+                    return Err(LinkError::ContainerNameTaken(ifname.to_owned()));
+                }
+            }
+            Err(err) => return Err(LinkError::Veth(err)),
+        }
+    }
+    Err(LinkError::NoUniqueName)
+}
+
+/// Enslaves the host veth to the bridge, sets it up, sets `accept_ra=0` and
+/// the port flags (hairpin is always set explicitly, false included).
+///
+/// # Errors
+/// [`LinkError::Connect`] or [`LinkError::Netlink`].
+pub fn attach_to_bridge(
+    host: &Kernel,
+    conf: &BridgeConfig,
+    veth: &Link,
+    bridge: &Link,
+) -> Result<(), LinkError> {
+    host.enslave_and_up(veth.index, &veth.name, bridge.index)
+        .map_err(|source| LinkError::Connect {
+            veth: veth.name.clone(),
+            bridge: conf.bridge.clone(),
+            source,
+        })?;
+    let _ = sysctl::ensure(&format!("net/ipv6/conf/{}/accept_ra", veth.name), "0");
+    host.set_port_flags(
+        veth.index,
+        &veth.name,
+        conf.hairpin_mode,
+        conf.port_isolation,
+    )?;
+    if conf.uses_vlans() {
+        if !conf.preserve_default_vlan {
+            host.del_port_vlan(veth.index, &veth.name, 1)?;
+        }
+        if conf.vlan != 0 {
+            host.add_port_vlan(veth.index, &veth.name, conf.vlan, true)?;
+        }
+        for vid in &conf.vlan_trunk {
+            host.add_port_vlan(veth.index, &veth.name, *vid, false)?;
+        }
+    }
+    Ok(())
+}
+
+fn not_found_after_create(name: &str) -> NetlinkError {
+    NetlinkError {
+        action: format!("look up veth \"{name}\""),
+        reason: "not found after creation".to_owned(),
+        errno: None,
+    }
+}
+
+/// `veth` + the first 8 hex characters of sha512 of the attachment key.
+pub fn derived_veth_name(attachment: &str) -> String {
+    let digest = Sha512::digest(attachment.as_bytes());
+    format!("veth{}", hex(&digest[..4]))
+}
+
+/// `veth` + 8 random hex characters, as the reference names them.
+fn random_veth_name() -> Result<String, LinkError> {
+    let mut bytes = [0u8; 4];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut urandom| urandom.read_exact(&mut bytes))
+        .map_err(|err| {
+            LinkError::Veth(NetlinkError {
+                action: "pick a random veth name".to_owned(),
+                reason: err.to_string(),
+                errno: None,
+            })
+        })?;
+    Ok(format!("veth{}", hex(&bytes)))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_names_look_like_the_reference_and_fit_ifnamsiz() {
+        let name = derived_veth_name("crio/abc123/eth0");
+        assert_eq!(name.len(), 12);
+        assert!(name.starts_with("veth") && name[4..].bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(name, derived_veth_name("crio/abc123/eth0"));
+        assert_ne!(name, derived_veth_name("crio/abc124/eth0"));
+    }
+
+    #[test]
+    fn random_names_differ() {
+        let a = random_veth_name().unwrap();
+        let b = random_veth_name().unwrap();
+        assert_eq!(a.len(), 12);
+        assert_ne!(a, b);
+    }
+}
