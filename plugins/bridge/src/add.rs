@@ -8,7 +8,7 @@ use crate::error::BridgeError;
 use crate::gateway::{apply_gateways, configure_bridge};
 use crate::link::{attach_to_bridge, create_veth, ensure_bridge};
 use crate::masq;
-use crate::netlink::Kernel;
+use crate::netlink::{Kernel, Link};
 use crate::rollback::Rollback;
 use cni_types::ipam;
 use cni_types::netns::Netns;
@@ -43,7 +43,9 @@ pub fn add(req: &Request<'_>) -> Result<CniResult, BridgeError> {
     }
 }
 
-/// The steps of ADD; `rollback` collects how to undo each one.
+/// The steps of ADD; `rollback` collects how to undo each one. Independent
+/// work overlaps: the IPAM plugin runs while the bridge and veth are set up,
+/// and the iptables batches run while the container is configured.
 fn attach<'a>(
     req: &'a Request<'_>,
     conf: &'a BridgeConfig,
@@ -52,6 +54,110 @@ fn attach<'a>(
     container: &'a Kernel,
     rollback: &mut Rollback<'a>,
 ) -> Result<CniResult, BridgeError> {
+    let env = req.env;
+    std::thread::scope(|scope| {
+        let ipam_job = conf.ipam_type.as_deref().map(|ipam_type| {
+            scope.spawn(move || ipam::exec_add(env, ipam_type, req.stdin, req.version))
+        });
+        let links = connect_links(req, conf, netns, host, rollback);
+        let leased = ipam_job.map(|job| {
+            let leased = join(job, "IPAM ADD").and_then(|r| r.map_err(BridgeError::Ipam));
+            if let (Ok(_), Some(ipam_type)) = (&leased, conf.ipam_type.as_deref()) {
+                rollback.push("release IPAM lease", move || {
+                    ipam::exec_del(env, ipam_type, req.stdin).map_err(|e| e.to_string())
+                });
+            }
+            leased
+        });
+        let (bridge, veth) = links?;
+        let mut result = CniResult::default();
+        let container_link = match leased {
+            Some(leased) => {
+                let leased = leased?;
+                if leased.ips.is_empty() {
+                    return Err(BridgeError::NoIpConfig);
+                }
+                result.ips = leased.ips;
+                result.routes = leased.routes;
+                result.dns = if conf.dns.is_empty() {
+                    leased.dns
+                } else {
+                    conf.dns.clone()
+                };
+                let gateways = apply_gateways(&mut result, conf);
+                let addresses: Vec<_> = result.ips.iter().map(|ip| ip.address).collect();
+                let masq_job = conf.ip_masq.then(|| {
+                    let addresses = addresses.clone();
+                    scope.spawn(move || masq::setup(&conf.network, &env.container_id, &addresses))
+                });
+                let configured = configure_l3(
+                    netns,
+                    host,
+                    container,
+                    conf,
+                    &env.ifname,
+                    &bridge,
+                    &result,
+                    &gateways,
+                );
+                if let Some(job) = masq_job {
+                    join(job, "masquerade setup")?.map_err(BridgeError::from)?;
+                    rollback.push("remove masquerade", move || {
+                        masq::teardown(&conf.network, &env.container_id, &addresses)
+                            .map_err(|e| e.to_string())
+                    });
+                }
+                configured?
+            }
+            None => {
+                result.dns = conf.dns.clone();
+                if conf.disable_container_interface {
+                    container.link_by_name(&env.ifname)?.ok_or_else(|| {
+                        BridgeError::Container(container::ContainerError::Missing(
+                            env.ifname.clone(),
+                        ))
+                    })?
+                } else {
+                    container::bring_up(container, &env.ifname)?
+                }
+            }
+        };
+
+        // Re-read both host-side MACs last: the bridge's is pinned only now,
+        // and udev may have changed the veth's after creation.
+        let bridge_now = host.link_by_index(bridge.index)?.unwrap_or(bridge);
+        let veth_now = host.link_by_index(veth.index)?.unwrap_or(veth);
+        result.interfaces = vec![
+            Interface {
+                name: bridge_now.name,
+                mac: format_mac(&bridge_now.mac),
+                ..Interface::default()
+            },
+            Interface {
+                name: veth_now.name,
+                mac: format_mac(&veth_now.mac),
+                ..Interface::default()
+            },
+            Interface {
+                name: env.ifname.clone(),
+                mac: format_mac(&container_link.mac),
+                sandbox: env.netns.clone(),
+                ..Interface::default()
+            },
+        ];
+        Ok(result)
+    })
+}
+
+/// The bridge, the veth pair and the port settings; the veth's removal is
+/// pushed as soon as it exists.
+fn connect_links<'a>(
+    req: &Request<'_>,
+    conf: &BridgeConfig,
+    netns: &Netns,
+    host: &'a Kernel,
+    rollback: &mut Rollback<'a>,
+) -> Result<(Link, Link), BridgeError> {
     let env = req.env;
     let bridge = ensure_bridge(host, conf)?;
     let attachment = format!("{}/{}/{}", conf.network, env.container_id, env.ifname);
@@ -62,70 +168,30 @@ fn attach<'a>(
             .map_err(|e| e.to_string())
     });
     attach_to_bridge(host, conf, &veth, &bridge)?;
+    Ok((bridge, veth))
+}
 
-    let mut result = CniResult::default();
-    let container_link = if let Some(ipam_type) = conf.ipam_type.as_deref() {
-        let leased =
-            ipam::exec_add(env, ipam_type, req.stdin, req.version).map_err(BridgeError::Ipam)?;
-        rollback.push("release IPAM lease", move || {
-            ipam::exec_del(env, ipam_type, req.stdin).map_err(|e| e.to_string())
-        });
-        if leased.ips.is_empty() {
-            return Err(BridgeError::NoIpConfig);
-        }
-        result.ips = leased.ips;
-        result.routes = leased.routes;
-        result.dns = if conf.dns.is_empty() {
-            leased.dns
-        } else {
-            conf.dns.clone()
-        };
-        let gateways = apply_gateways(&mut result, conf);
-        let has_ipv6 = result.ips.iter().any(|ip| ip.address.is_ipv6());
-        container::apply_sysctls(netns, &env.ifname, conf.enable_dad, has_ipv6)?;
-        let link = container::configure(container, &env.ifname, &result)?;
-        configure_bridge(host, &bridge, conf, &gateways)?;
-        if conf.ip_masq {
-            let addresses: Vec<_> = result.ips.iter().map(|ip| ip.address).collect();
-            masq::setup(&conf.network, &env.container_id, &addresses)?;
-            rollback.push("remove masquerade", move || {
-                masq::teardown(&conf.network, &env.container_id, &addresses)
-                    .map_err(|e| e.to_string())
-            });
-        }
-        link
-    } else {
-        result.dns = conf.dns.clone();
-        if conf.disable_container_interface {
-            container.link_by_name(&env.ifname)?.ok_or_else(|| {
-                BridgeError::Container(container::ContainerError::Missing(env.ifname.clone()))
-            })?
-        } else {
-            container::bring_up(container, &env.ifname)?
-        }
-    };
+/// Container sysctls, addresses and routes, then the gateway on the bridge.
+#[allow(clippy::too_many_arguments)]
+fn configure_l3(
+    netns: &Netns,
+    host: &Kernel,
+    container: &Kernel,
+    conf: &BridgeConfig,
+    ifname: &str,
+    bridge: &Link,
+    result: &CniResult,
+    gateways: &[ipnetwork::IpNetwork],
+) -> Result<Link, BridgeError> {
+    let has_ipv6 = result.ips.iter().any(|ip| ip.address.is_ipv6());
+    container::apply_sysctls(netns, ifname, conf.enable_dad, has_ipv6)?;
+    let link = container::configure(container, ifname, result)?;
+    configure_bridge(host, bridge, conf, gateways)?;
+    Ok(link)
+}
 
-    // Re-read both host-side MACs last: the bridge's is pinned only now, and
-    // udev may have changed the veth's after creation.
-    let bridge_now = host.link_by_index(bridge.index)?.unwrap_or(bridge);
-    let veth_now = host.link_by_index(veth.index)?.unwrap_or(veth);
-    result.interfaces = vec![
-        Interface {
-            name: bridge_now.name,
-            mac: format_mac(&bridge_now.mac),
-            ..Interface::default()
-        },
-        Interface {
-            name: veth_now.name,
-            mac: format_mac(&veth_now.mac),
-            ..Interface::default()
-        },
-        Interface {
-            name: env.ifname.clone(),
-            mac: format_mac(&container_link.mac),
-            sandbox: env.netns.clone(),
-            ..Interface::default()
-        },
-    ];
-    Ok(result)
+/// Joins a worker thread, turning a panic into an error.
+fn join<T>(job: std::thread::ScopedJoinHandle<'_, T>, what: &str) -> Result<T, BridgeError> {
+    job.join()
+        .map_err(|_| BridgeError::Internal(format!("{what} thread panicked")))
 }

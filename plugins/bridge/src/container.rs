@@ -125,22 +125,16 @@ pub fn bring_up(container: &Kernel, ifname: &str) -> Result<Link, ContainerError
     Ok(link)
 }
 
-/// Deletes `ifname` (the kernel removes the host end with it) and returns
-/// the global unicast addresses it had. Absent is fine.
+/// The global unicast addresses of a link (what masquerade was set up for).
 ///
 /// # Errors
-/// [`ContainerError::Netlink`] for failures other than "not found".
-pub fn remove(container: &Kernel, ifname: &str) -> Result<Vec<IpNetwork>, ContainerError> {
-    let Some(link) = container.link_by_name(ifname)? else {
-        return Ok(Vec::new());
-    };
-    let addresses: Vec<IpNetwork> = container
+/// [`ContainerError::Netlink`].
+pub fn global_addresses(container: &Kernel, link: &Link) -> Result<Vec<IpNetwork>, ContainerError> {
+    Ok(container
         .addresses(link.index)?
         .into_iter()
         .filter(|a| is_global_unicast(a.ip()))
-        .collect();
-    container.del_link(link.index, ifname)?;
-    Ok(addresses)
+        .collect())
 }
 
 /// Go's `IsGlobalUnicast`: not unspecified, loopback, multicast, link-local

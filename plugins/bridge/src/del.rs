@@ -2,16 +2,19 @@
 //! with it the host veth), releases the IPAM lease and removes masquerade,
 //! carrying on past each failure and reporting the first. Unlike the
 //! reference, masquerade is removed even when the namespace is already gone.
+//!
+//! The three steps are independent once the interface's addresses are read,
+//! so they run at the same time: the kernel's veth deletion (tens of
+//! milliseconds) overlaps the IPAM plugin and the iptables batches.
 
 use crate::config::BridgeConfig;
 use crate::container;
 use crate::error::BridgeError;
 use crate::masq;
-use crate::netlink::Kernel;
+use crate::netlink::{Kernel, Link};
 use cni_types::ipam;
 use cni_types::netns::Netns;
 use cni_types::skel::Request;
-use ipnetwork::IpNetwork;
 
 /// Runs DEL.
 ///
@@ -23,10 +26,17 @@ pub fn del(req: &Request<'_>) -> Result<(), BridgeError> {
     let env = req.env;
     let mut failures: Vec<BridgeError> = Vec::new();
 
-    let mut addresses = remove_container_interface(req).unwrap_or_else(|err| {
+    let found = find_container_interface(req).unwrap_or_else(|err| {
         failures.push(err);
-        Vec::new()
+        None
     });
+    let mut addresses = match &found {
+        Some((kernel, link)) => container::global_addresses(kernel, link).unwrap_or_else(|err| {
+            failures.push(err.into());
+            Vec::new()
+        }),
+        None => Vec::new(),
+    };
     if addresses.is_empty() {
         // The interface is gone: what the runtime remembers still names the
         // addresses, which lets masquerade teardown take its fast path.
@@ -34,16 +44,40 @@ pub fn del(req: &Request<'_>) -> Result<(), BridgeError> {
             addresses = previous.ips.iter().map(|ip| ip.address).collect();
         }
     }
-    if let Some(ipam_type) = conf.ipam_type.as_deref()
-        && let Err(err) = ipam::exec_del(env, ipam_type, req.stdin)
-    {
-        failures.push(BridgeError::Ipam(err));
-    }
-    if conf.ip_masq
-        && let Err(err) = masq::teardown(&conf.network, &env.container_id, &addresses)
-    {
-        failures.push(err.into());
-    }
+
+    std::thread::scope(|scope| {
+        let ipam_job = conf
+            .ipam_type
+            .as_deref()
+            .map(|ipam_type| scope.spawn(move || ipam::exec_del(env, ipam_type, req.stdin)));
+        let masq_job = conf
+            .ip_masq
+            .then(|| scope.spawn(|| masq::teardown(&conf.network, &env.container_id, &addresses)));
+        if let Some((kernel, link)) = &found
+            && let Err(err) = kernel.del_link(link.index, &link.name)
+        {
+            failures.push(err.into());
+        }
+        if let Some(job) = ipam_job {
+            match job.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => failures.push(BridgeError::Ipam(err)),
+                Err(_) => {
+                    failures.push(BridgeError::Internal("IPAM DEL thread panicked".to_owned()))
+                }
+            }
+        }
+        if let Some(job) = masq_job {
+            match job.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => failures.push(err.into()),
+                Err(_) => failures.push(BridgeError::Internal(
+                    "masquerade teardown thread panicked".to_owned(),
+                )),
+            }
+        }
+    });
+
     let mut failures = failures.into_iter();
     match failures.next() {
         None => Ok(()),
@@ -61,21 +95,23 @@ pub fn del(req: &Request<'_>) -> Result<(), BridgeError> {
     }
 }
 
-/// Deletes `CNI_IFNAME` in the namespace and returns its global addresses;
-/// nothing to do when `CNI_NETNS` is empty or the namespace is gone.
-fn remove_container_interface(req: &Request<'_>) -> Result<Vec<IpNetwork>, BridgeError> {
+/// Opens the namespace and finds `CNI_IFNAME` in it; `None` when `CNI_NETNS`
+/// is empty, the namespace is gone or the interface is already deleted.
+fn find_container_interface(req: &Request<'_>) -> Result<Option<(Kernel, Link)>, BridgeError> {
     let path = &req.env.netns;
     if path.is_empty() {
-        return Ok(Vec::new());
+        return Ok(None);
     }
     let netns = match Netns::open(path) {
         Ok(netns) => netns,
-        Err(err) if err.is_not_found() => return Ok(Vec::new()),
+        Err(err) if err.is_not_found() => return Ok(None),
         Err(err) => return Err(BridgeError::netns(path, err)),
     };
-    let container = {
+    let kernel = {
         let _inside = netns.enter().map_err(|e| BridgeError::netns(path, e))?;
         Kernel::connect()?
     };
-    Ok(container::remove(&container, &req.env.ifname)?)
+    Ok(kernel
+        .link_by_name(&req.env.ifname)?
+        .map(|link| (kernel, link)))
 }

@@ -44,6 +44,9 @@ pub enum BridgeError {
     /// Another netlink request failed.
     #[error(transparent)]
     Netlink(#[from] NetlinkError),
+    /// A worker thread died.
+    #[error("{0}")]
+    Internal(String),
     /// CHECK found a difference.
     #[error("{0}")]
     Check(String),

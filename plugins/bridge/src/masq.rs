@@ -163,7 +163,7 @@ pub enum MasqError {
         family: Family,
         /// How it ended, e.g. `exit status 1`.
         status: String,
-        /// Its trimmed stderr.
+        /// Its stderr, on one line.
         stderr: String,
     },
     /// Both families failed: the IPv4 error first.
@@ -298,12 +298,25 @@ impl Rules {
     }
 
     /// The chain's rules and the jumps to it for `addrs`, all of `family`, as `-A` lines.
+    /// Like the reference's `AppendUnique`, a rule is added once even if two addresses
+    /// share a subnet (or an address is repeated).
     fn append_lines(&self, family: Family, addrs: &[IpNetwork]) -> Vec<String> {
         let accepts = addrs.iter().map(|a| format!("-A {}", self.accept(a)));
         let masquerade = std::iter::once(format!("-A {}", self.masquerade(family)));
         let jumps = addrs.iter().map(|a| format!("-A {}", self.jump(a)));
-        accepts.chain(masquerade).chain(jumps).collect()
+        unique(accepts.chain(masquerade).chain(jumps))
     }
+}
+
+/// The lines in order, without repeats.
+fn unique(lines: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in lines {
+        if !out.contains(&line) {
+            out.push(line);
+        }
+    }
+    out
 }
 
 /// Wraps restore lines into a `nat` table transaction.
@@ -340,12 +353,12 @@ fn rewrite_batch(rules: &Rules, family: Family, addrs: &[IpNetwork], stale: &[St
 /// The fast DEL batch when the addresses are known: delete our jumps, flush and delete
 /// the chain. Fails atomically if any of it is absent or another jump still references it.
 fn teardown_batch(rules: &Rules, addrs: &[IpNetwork]) -> String {
-    let jumps = addrs.iter().map(|a| format!("-D {}", rules.jump(a)));
+    let jumps = unique(addrs.iter().map(|a| format!("-D {}", rules.jump(a))));
     let chain = [
         format!(":{} - [0:0]", rules.chain),
         format!("-X {}", rules.chain),
     ];
-    batch(jumps.chain(chain))
+    batch(jumps.into_iter().chain(chain))
 }
 
 /// What `iptables -t nat -S` says about one chain.
@@ -417,8 +430,17 @@ fn check(command: &str, family: Family, output: Output) -> Result<String, MasqEr
         command: command.to_owned(),
         family,
         status: describe_status(output.status),
-        stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        stderr: one_line(&String::from_utf8_lossy(&output.stderr)),
     })
+}
+
+/// Joins the non-empty lines of a tool's stderr with spaces, for a one-line message.
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Runs one `*-restore --noflush --wait` transaction with `batch` on stdin.
@@ -558,8 +580,9 @@ fn teardown_family(rules: &Rules, family: Family, addrs: &[IpNetwork]) -> Result
 ///
 /// # Errors
 ///
-/// [`MasqError`] when a binary is missing or a batch fails; a family that failed has no
-/// partial changes from the failing batch. If both fail, the IPv4 error comes first.
+/// [`MasqError`] when a binary is missing or a batch fails. A batch is atomic, but the
+/// families are independent: the other family may be set up, so undo with [`teardown`].
+/// If both fail, the IPv4 error comes first with the IPv6 one in the message.
 pub fn setup(network: &str, container_id: &str, addresses: &[IpNetwork]) -> Result<(), MasqError> {
     let rules = Rules::new(network, container_id);
     let jobs: Vec<_> = Family::ALL
@@ -709,6 +732,29 @@ mod tests {
     }
 
     #[test]
+    fn setup_batch_adds_a_shared_subnet_once() {
+        let rules = Rules::new("crio", "abc123");
+        let addrs = [
+            net("10.85.0.2/16"),
+            net("10.85.0.3/16"),
+            net("10.85.0.2/16"),
+        ];
+        let got = create_batch(&rules, Family::V4, &addrs);
+        let want = format!(
+            "*nat\n\
+             -N {CRIO}\n\
+             -A {CRIO} -d 10.85.0.0/16 -m comment --comment {C} -j ACCEPT\n\
+             -A {CRIO} ! -d 224.0.0.0/4 -m comment --comment {C} -j MASQUERADE\n\
+             -A POSTROUTING -s 10.85.0.2/32 -m comment --comment {C} -j {CRIO}\n\
+             -A POSTROUTING -s 10.85.0.3/32 -m comment --comment {C} -j {CRIO}\n\
+             COMMIT\n"
+        );
+        assert_eq!(got, want);
+        let del = teardown_batch(&rules, &addrs);
+        assert_eq!(del.matches("-D POSTROUTING").count(), 2, "{del}");
+    }
+
+    #[test]
     fn rewrite_batch_deletes_stale_jumps_then_flushes() {
         let rules = Rules::new("crio", "abc123");
         let stale = [format!("-D POSTROUTING -s 10.85.0.0/16 -j {CRIO}")];
@@ -846,6 +892,15 @@ mod tests {
              also ip6tables-restore (IPv6) not found in PATH"
         );
         assert!(combine(vec![Ok(()), Ok(())]).is_ok());
+    }
+
+    #[test]
+    fn stderr_becomes_one_line() {
+        let nft = "iptables-restore v1.8.9 (nf_tables): \nline 3: CHAIN_DEL failed\n";
+        assert_eq!(
+            one_line(nft),
+            "iptables-restore v1.8.9 (nf_tables): line 3: CHAIN_DEL failed"
+        );
     }
 
     #[test]
