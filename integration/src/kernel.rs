@@ -1,0 +1,178 @@
+//! Reading kernel state for assertions, through iproute2's JSON output.
+//!
+//! `ip` is an observer independent of the plugins' own netlink code. Every
+//! function takes `netns`: a namespace *name* (`Some(ns.name())`) or `None`
+//! for the test's own namespace.
+
+use serde_json::Value;
+
+use crate::cmd;
+
+/// An address family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpFamily {
+    /// IPv4 (`ip -4`).
+    V4,
+    /// IPv6 (`ip -6`).
+    V6,
+}
+
+impl IpFamily {
+    fn flag(self) -> &'static str {
+        match self {
+            IpFamily::V4 => "-4",
+            IpFamily::V6 => "-6",
+        }
+    }
+}
+
+fn ip_json(netns: Option<&str>, args: &[&str]) -> Vec<Value> {
+    let mut all = vec!["-j"];
+    all.extend_from_slice(args);
+    let out = cmd::ip_ok(netns, &all);
+    if out.trim().is_empty() {
+        return Vec::new();
+    }
+    match serde_json::from_str::<Value>(&out) {
+        Ok(Value::Array(items)) => items,
+        Ok(other) => panic!("`ip {}` printed a non-array: {other}", all.join(" ")),
+        Err(e) => panic!("`ip {}` printed invalid JSON ({e}): {out}", all.join(" ")),
+    }
+}
+
+/// All links with details (`ip -j -d link show`).
+///
+/// # Panics
+///
+/// When `ip` fails (for example the namespace does not exist).
+pub fn links(netns: Option<&str>) -> Vec<Value> {
+    ip_json(netns, &["-d", "link", "show"])
+}
+
+/// The link named `ifname` (with details), or `None` if there is none.
+///
+/// # Panics
+///
+/// When `ip` fails.
+pub fn link(netns: Option<&str>, ifname: &str) -> Option<Value> {
+    links(netns)
+        .into_iter()
+        .find(|l| l["ifname"].as_str() == Some(ifname))
+}
+
+/// Whether a link named `ifname` exists.
+///
+/// # Panics
+///
+/// When `ip` fails.
+pub fn link_exists(netns: Option<&str>, ifname: &str) -> bool {
+    link(netns, ifname).is_some()
+}
+
+/// The link's `flags` (`UP`, `LOOPBACK`, `LOWER_UP`, ...).
+///
+/// # Panics
+///
+/// When `ip` fails or the link does not exist.
+pub fn link_flags(netns: Option<&str>, ifname: &str) -> Vec<String> {
+    let link = link(netns, ifname).unwrap_or_else(|| panic!("no link {ifname} in netns {netns:?}"));
+    link["flags"]
+        .as_array()
+        .map(|flags| {
+            flags
+                .iter()
+                .filter_map(|f| f.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether the link is administratively up (has the `UP` flag). `lo` reports
+/// operstate `UNKNOWN`, so the flag is what counts.
+///
+/// # Panics
+///
+/// When `ip` fails or the link does not exist.
+pub fn link_is_up(netns: Option<&str>, ifname: &str) -> bool {
+    link_flags(netns, ifname).iter().any(|f| f == "UP")
+}
+
+/// The `addr_info` entries of `ifname` (`ip -j addr show dev <ifname>`); each
+/// has `family`, `local`, `prefixlen`, `scope`, ...
+///
+/// # Panics
+///
+/// When `ip` fails, for example because the link does not exist.
+pub fn addrs(netns: Option<&str>, ifname: &str) -> Vec<Value> {
+    ip_json(netns, &["addr", "show", "dev", ifname])
+        .into_iter()
+        .flat_map(|link| match link.get("addr_info") {
+            Some(Value::Array(infos)) => infos.clone(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+/// The addresses of `ifname` as `"<ip>/<prefixlen>"` strings, in kernel order.
+///
+/// # Panics
+///
+/// When `ip` fails.
+pub fn addr_cidrs(netns: Option<&str>, ifname: &str) -> Vec<String> {
+    addrs(netns, ifname)
+        .iter()
+        .filter_map(|a| {
+            Some(format!(
+                "{}/{}",
+                a["local"].as_str()?,
+                a["prefixlen"].as_u64()?
+            ))
+        })
+        .collect()
+}
+
+/// Whether `ifname` carries `cidr` (`"127.0.0.1/8"`, `"::1/128"`), written as
+/// `ip` prints it.
+///
+/// # Panics
+///
+/// When `ip` fails.
+pub fn has_addr(netns: Option<&str>, ifname: &str, cidr: &str) -> bool {
+    addr_cidrs(netns, ifname).iter().any(|a| a == cidr)
+}
+
+/// The main routing table for `family` (`ip -j -4|-6 route show`); each route
+/// has `dst`, and `gateway`, `dev`, `protocol`, `scope`, ... where present.
+///
+/// # Panics
+///
+/// When `ip` fails.
+pub fn routes(netns: Option<&str>, family: IpFamily) -> Vec<Value> {
+    ip_json(netns, &[family.flag(), "route", "show"])
+}
+
+/// Reads a sysctl inside `netns` and returns its value trimmed.
+///
+/// `key` is dotted (`net.ipv4.ip_forward`) or a path under `/proc/sys`
+/// (`net/ipv4/conf/eth0.100/forwarding`, for names containing dots). It is
+/// read with `ip netns exec <netns> cat /proc/sys/...` so the value is the
+/// namespace's own.
+///
+/// # Panics
+///
+/// When the key does not exist or the read fails.
+pub fn sysctl(netns: Option<&str>, key: &str) -> String {
+    let rel = if key.contains('/') {
+        key.trim_start_matches('/').to_string()
+    } else {
+        key.replace('.', "/")
+    };
+    let path = format!("/proc/sys/{rel}");
+    let value = match netns {
+        Some(ns) => cmd::run_ok("ip", &["netns", "exec", ns, "cat", path.as_str()]),
+        None => {
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
+        }
+    };
+    value.trim().to_string()
+}
