@@ -83,7 +83,8 @@ pub fn configure(
         .iter()
         .filter(|ip| ip.interface == Some(CONTAINER_INTERFACE));
     for ip in mine.clone() {
-        match container.add_address(link.index, ifname, ip.address) {
+        // DAD is governed by the accept_dad sysctl set before (enabledad).
+        match container.add_address(link.index, ifname, ip.address, false) {
             Err(err) if !err.is_exists() => return Err(err.into()),
             _ => {}
         }

@@ -126,7 +126,9 @@ fn ensure_address(
         }
         host.del_address(bridge.index, &bridge.name, *existing)?;
     }
-    match host.add_address(bridge.index, &bridge.name, wanted) {
+    // The gateway lives on a bridge this plugin owns: duplicate address
+    // detection would only keep it tentative (unusable) for a second or more.
+    match host.add_address(bridge.index, &bridge.name, wanted, true) {
         Err(err) if !err.is_exists() => return Err(err.into()),
         _ => {}
     }

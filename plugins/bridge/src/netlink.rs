@@ -6,7 +6,9 @@
 use futures_util::TryStreamExt;
 use ipnetwork::IpNetwork;
 use rtnetlink::packet_route::AddressFamily;
-use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+use rtnetlink::packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
+};
 use rtnetlink::packet_route::link::{
     BridgeVlanInfoFlags, InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo,
     LinkMessage, State,
@@ -435,7 +437,8 @@ impl Kernel {
             .collect())
     }
 
-    /// Adds an address (the kernel fills in the IPv4 broadcast).
+    /// Adds an address with its IPv4 broadcast. With `skip_dad`, an IPv6
+    /// address is usable at once instead of tentative for a second or more.
     ///
     /// # Errors
     /// [`NetlinkError`]; EEXIST when it is already there.
@@ -444,11 +447,19 @@ impl Kernel {
         index: u32,
         name: &str,
         address: IpNetwork,
+        skip_dad: bool,
     ) -> Result<(), NetlinkError> {
         let mut request = self
             .handle
             .address()
             .add(index, address.ip(), address.prefix());
+        if skip_dad && address.is_ipv6() {
+            let message = request.message_mut();
+            message.header.flags |= AddressHeaderFlags::Nodad;
+            message
+                .attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
         if let IpNetwork::V4(v4) = address {
             request
                 .message_mut()
