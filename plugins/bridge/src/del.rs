@@ -78,21 +78,7 @@ pub fn del(req: &Request<'_>) -> Result<(), BridgeError> {
         }
     });
 
-    let mut failures = failures.into_iter();
-    match failures.next() {
-        None => Ok(()),
-        Some(first) => {
-            let others: Vec<String> = failures.map(|f| f.to_string()).collect();
-            if others.is_empty() {
-                Err(first)
-            } else {
-                Err(BridgeError::Several {
-                    first: Box::new(first),
-                    others,
-                })
-            }
-        }
-    }
+    BridgeError::first_of(failures)
 }
 
 /// Opens the namespace and finds `CNI_IFNAME` in it; `None` when `CNI_NETNS`

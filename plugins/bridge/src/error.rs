@@ -44,6 +44,9 @@ pub enum BridgeError {
     /// Another netlink request failed.
     #[error(transparent)]
     Netlink(#[from] NetlinkError),
+    /// STATUS: the plugin cannot service ADD (code 50).
+    #[error("{0}")]
+    Unavailable(String),
     /// A worker thread died.
     #[error("{0}")]
     Internal(String),
@@ -71,6 +74,31 @@ impl BridgeError {
     }
 }
 
+impl BridgeError {
+    /// `Ok` when nothing failed, else the first failure with the others
+    /// listed in its details.
+    ///
+    /// # Errors
+    /// The first of `failures`.
+    pub fn first_of(failures: Vec<BridgeError>) -> Result<(), BridgeError> {
+        let mut failures = failures.into_iter();
+        match failures.next() {
+            None => Ok(()),
+            Some(first) => {
+                let others: Vec<String> = failures.map(|f| f.to_string()).collect();
+                if others.is_empty() {
+                    Err(first)
+                } else {
+                    Err(BridgeError::Several {
+                        first: Box::new(first),
+                        others,
+                    })
+                }
+            }
+        }
+    }
+}
+
 impl From<BridgeError> for CniError {
     fn from(err: BridgeError) -> CniError {
         match err {
@@ -87,6 +115,7 @@ impl From<BridgeError> for CniError {
                 converted
             }
             BridgeError::Check(msg) => CniError::internal(msg),
+            BridgeError::Unavailable(msg) => CniError::new(ErrorCode::PluginNotAvailable, msg),
             other => CniError::new(ErrorCode::Internal, other.to_string()),
         }
     }

@@ -10,10 +10,12 @@ mod container;
 mod del;
 mod error;
 mod gateway;
+mod gc;
 mod link;
 pub mod masq;
 mod netlink;
 mod rollback;
+mod status;
 mod sysctl;
 
 pub use error::BridgeError;
@@ -44,5 +46,13 @@ impl Plugin for Bridge {
 
     fn check(&self, req: &Request<'_>) -> Result<(), CniError> {
         Ok(check::check(req)?)
+    }
+
+    fn status(&self, req: &Request<'_>) -> Result<(), CniError> {
+        Ok(status::status(req)?)
+    }
+
+    fn gc(&self, req: &Request<'_>) -> Result<(), CniError> {
+        Ok(gc::gc(req)?)
     }
 }

@@ -624,6 +624,50 @@ pub fn teardown(
     }))
 }
 
+/// Container IDs that have masquerade rules of `network` in either family,
+/// found by the comment every rule carries (chain names are one-way hashes).
+/// Used by GC; another network's rules never match.
+///
+/// # Errors
+/// [`MasqError`] when a table cannot be listed (a missing binary counts as an
+/// empty table).
+pub fn attached_containers(network: &str) -> Result<Vec<String>, MasqError> {
+    let mut ids: Vec<String> = Vec::new();
+    for family in Family::ALL {
+        let text = match list(family) {
+            Ok(text) => text,
+            Err(MasqError::NotFound { .. }) => continue,
+            Err(err) => return Err(err),
+        };
+        for id in ids_in_listing(&text, network) {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
+    Ok(ids)
+}
+
+/// The container IDs named by `name: "<network>" id: "<id>"` comments in an
+/// `iptables -S` listing (which escapes the quotes with backslashes).
+fn ids_in_listing(text: &str, network: &str) -> Vec<String> {
+    let marker = format!("--comment \"name: \\\"{network}\\\" id: \\\"");
+    let mut ids: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let Some(start) = line.find(&marker) else {
+            continue;
+        };
+        let rest = &line[start + marker.len()..];
+        if let Some(end) = rest.find("\\\"") {
+            let id = rest[..end].to_owned();
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
+    ids
+}
+
 /// Reports in which families the container's chain exists, by listing both `nat`
 /// tables concurrently. Read-only. A family whose binary is missing reports `false`.
 ///
@@ -820,6 +864,23 @@ mod tests {
              -A {CRIO} ! -d 224.0.0.0/4 -m comment --comment {C} -j MASQUERADE\n\
              -A KUBE-POSTROUTING -j MASQUERADE\n"
         )
+    }
+
+    #[test]
+    fn ids_are_found_by_network_comment_only() {
+        let text = concat!(
+            "-N CNI-aaaaaaaaaaaaaaaaaaaaaaaa\n",
+            "-A POSTROUTING -s 10.85.0.2/32 -m comment --comment \"name: \\\"crio\\\" id: \\\"abc123\\\"\" -j CNI-aaaaaaaaaaaaaaaaaaaaaaaa\n",
+            "-A CNI-aaaaaaaaaaaaaaaaaaaaaaaa -d 10.85.0.0/16 -m comment --comment \"name: \\\"crio\\\" id: \\\"abc123\\\"\" -j ACCEPT\n",
+            "-A POSTROUTING -s 10.85.0.3/32 -m comment --comment \"name: \\\"crio\\\" id: \\\"def456\\\"\" -j CNI-bbbbbbbbbbbbbbbbbbbbbbbb\n",
+            "-A POSTROUTING -s 10.88.0.3/32 -m comment --comment \"name: \\\"crio2\\\" id: \\\"zzz\\\"\" -j CNI-cccccccccccccccccccccccc\n",
+        );
+        assert_eq!(
+            ids_in_listing(text, "crio"),
+            vec!["abc123".to_owned(), "def456".to_owned()]
+        );
+        assert_eq!(ids_in_listing(text, "crio2"), vec!["zzz".to_owned()]);
+        assert!(ids_in_listing(text, "cri").is_empty());
     }
 
     #[test]

@@ -6,7 +6,9 @@
 pub mod allocator;
 pub mod config;
 pub mod dns;
+pub mod gc;
 pub mod range;
+pub mod status;
 pub mod store;
 
 use allocator::{AllocError, allocate_all};
@@ -79,6 +81,21 @@ impl Plugin for HostLocal {
 
     fn check(&self, req: &Request<'_>) -> Result<(), CniError> {
         Ok(check(req)?)
+    }
+
+    fn status(&self, req: &Request<'_>) -> Result<(), CniError> {
+        let conf = IpamConfig::load(req).map_err(HostLocalError::from)?;
+        status::check(&conf)
+            .map_err(|err| CniError::new(ErrorCode::PluginNotAvailable, err.to_string()))
+    }
+
+    fn gc(&self, req: &Request<'_>) -> Result<(), CniError> {
+        let Some(valid) = req.config.valid_attachments.as_deref() else {
+            return Ok(());
+        };
+        let location = StoreLocation::from_json(req.stdin).map_err(HostLocalError::from)?;
+        gc::collect(&location, valid).map_err(HostLocalError::from)?;
+        Ok(())
     }
 }
 
