@@ -3,7 +3,7 @@
 
 use crate::config::IpamConfig;
 use crate::range::RangeSet;
-use crate::store::{DiskStore, Store};
+use crate::store::DiskStore;
 use std::net::IpAddr;
 
 /// Why host-local cannot service ADD.
