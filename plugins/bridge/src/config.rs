@@ -45,8 +45,6 @@ pub struct BridgeConfig {
     pub disable_container_interface: bool,
     /// Bridge-port isolation flag.
     pub port_isolation: bool,
-    /// Anti-spoofing of the container's MAC (accepted, see README).
-    pub macspoofchk: bool,
     /// The IPAM plugin type; `None` is L2 mode.
     pub ipam_type: Option<String>,
     /// DNS from the config (the IPAM's is used when this is empty).
@@ -168,6 +166,10 @@ pub enum ConfigError {
     /// `ipMasqBackend` names the nftables backend, which is not implemented.
     #[error("ipMasqBackend \"nftables\" is not supported; use \"iptables\" or leave it unset")]
     UnsupportedMasqBackend,
+    /// A setting this plugin does not implement yet (code 2), refused rather
+    /// than silently ignored.
+    #[error("{0} is not supported by this bridge plugin yet")]
+    Unsupported(&'static str),
     /// `CNI_ARGS` is malformed.
     #[error(transparent)]
     Args(#[from] cni_types::args::ArgsError),
@@ -209,6 +211,14 @@ impl BridgeConfig {
         if ipam_type.is_some() && raw.disable_container_interface {
             return Err(ConfigError::IpamWithoutInterface);
         }
+        if raw.macspoofchk {
+            return Err(ConfigError::Unsupported("\"macspoofchk\""));
+        }
+        if raw.vlan != 0 && (raw.is_gateway || raw.is_default_gateway) {
+            return Err(ConfigError::Unsupported(
+                "\"isGateway\" together with \"vlan\"",
+            ));
+        }
         match raw.ip_masq_backend.as_deref() {
             None | Some("") | Some("iptables") => {}
             Some("nftables") => return Err(ConfigError::UnsupportedMasqBackend),
@@ -244,7 +254,6 @@ impl BridgeConfig {
             enable_dad: raw.enabledad,
             disable_container_interface: raw.disable_container_interface,
             port_isolation: raw.port_isolation,
-            macspoofchk: raw.macspoofchk,
             ipam_type,
             dns: raw.dns,
             mac,
