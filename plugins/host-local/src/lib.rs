@@ -37,13 +37,13 @@ pub enum HostLocalError {
     /// No address could be allocated.
     #[error(transparent)]
     Alloc(#[from] AllocError),
-    /// `resolvConf` could not be read.
-    #[error("open {path}: {source}")]
+    /// `resolvConf` could not be read (Go's wording: `open <path>: <errno text>`).
+    #[error("open {path}: {reason}")]
     ResolvConf {
         /// The configured path.
         path: String,
-        /// The system error.
-        source: std::io::Error,
+        /// The system error as Go prints it.
+        reason: String,
     },
     /// CHECK found no lease for the attachment.
     #[error("host-local: Failed to find address added by container {0}")]
@@ -153,14 +153,26 @@ fn check(req: &Request<'_>) -> Result<(), HostLocalError> {
     Ok(())
 }
 
+/// An I/O error as Go prints a syscall error: the errno text in lower case,
+/// without Rust's ` (os error N)` suffix.
+fn go_errno_text(err: &std::io::Error) -> String {
+    let text = err.to_string();
+    let text = text.split(" (os error").next().unwrap_or(&text);
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
 /// The result's `dns`, from `resolvConf` when configured.
 fn read_dns(conf: &IpamConfig) -> Result<Dns, HostLocalError> {
     let Some(path) = &conf.resolv_conf else {
         return Ok(Dns::default());
     };
-    let text = std::fs::read_to_string(path).map_err(|source| HostLocalError::ResolvConf {
+    let text = std::fs::read_to_string(path).map_err(|err| HostLocalError::ResolvConf {
         path: path.display().to_string(),
-        source,
+        reason: go_errno_text(&err),
     })?;
     Ok(dns::parse_resolv_conf(&text))
 }
