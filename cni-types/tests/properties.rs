@@ -21,7 +21,11 @@ impl Plugin for Echo {
         let _ = req.args(&["IP", "MAC"]);
         let _ = req.parse_config::<serde_json::Value>();
         Ok(CniResult {
-            ips: vec![IpConfig { interface: None, address: "10.0.0.2/24".parse().unwrap(), gateway: None }],
+            ips: vec![IpConfig {
+                interface: None,
+                address: "10.0.0.2/24".parse().map_err(CniError::internal)?,
+                gateway: None,
+            }],
             ..CniResult::default()
         })
     }
@@ -43,7 +47,7 @@ fn ip() -> impl Strategy<Value = IpAddr> {
 fn network() -> impl Strategy<Value = IpNetwork> {
     ip().prop_flat_map(|ip| {
         let max: u8 = if ip.is_ipv4() { 32 } else { 128 };
-        (Just(ip), 0u8..=max).prop_map(|(ip, prefix)| IpNetwork::new(ip, prefix).unwrap())
+        (Just(ip), 0u8..=max).prop_filter_map("prefix fits the family", |(ip, prefix)| IpNetwork::new(ip, prefix).ok())
     })
 }
 
