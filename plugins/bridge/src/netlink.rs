@@ -13,7 +13,7 @@ use rtnetlink::packet_route::link::{
     BridgeVlanInfoFlags, InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo,
     LinkMessage, State,
 };
-use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
+use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol};
 use rtnetlink::{
     Handle, LinkBridge, LinkBridgePort, LinkBridgeVlan, LinkUnspec, LinkVeth, RouteMessageBuilder,
 };
@@ -523,7 +523,9 @@ impl Kernel {
         let mut builder = RouteMessageBuilder::<IpAddr>::new()
             .destination_prefix(dst.network(), dst.prefix())
             .map_err(|err| NetlinkError::other(action(), err.to_string()))?
-            .output_interface(index);
+            .output_interface(index)
+            // What the reference (Go netlink) installs; `ip route` hides it.
+            .protocol(RouteProtocol::Boot);
         if let Some(gw) = gw {
             builder = builder
                 .gateway(gw)
