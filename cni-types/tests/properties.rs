@@ -47,7 +47,9 @@ fn ip() -> impl Strategy<Value = IpAddr> {
 fn network() -> impl Strategy<Value = IpNetwork> {
     ip().prop_flat_map(|ip| {
         let max: u8 = if ip.is_ipv4() { 32 } else { 128 };
-        (Just(ip), 0u8..=max).prop_filter_map("prefix fits the family", |(ip, prefix)| IpNetwork::new(ip, prefix).ok())
+        (Just(ip), 0u8..=max).prop_filter_map("prefix fits the family", |(ip, prefix)| {
+            IpNetwork::new(ip, prefix).ok()
+        })
     })
 }
 
@@ -56,25 +58,49 @@ fn name() -> impl Strategy<Value = String> {
 }
 
 fn current_result() -> impl Strategy<Value = CniResult> {
-    let interface = (name(), proptest::option::of("[0-9a-f]{2}(:[0-9a-f]{2}){5}"), proptest::option::of("/run/netns/[a-z]{1,8}"))
+    let interface = (
+        name(),
+        proptest::option::of("[0-9a-f]{2}(:[0-9a-f]{2}){5}"),
+        proptest::option::of("/run/netns/[a-z]{1,8}"),
+    )
         .prop_map(|(name, mac, sandbox)| Interface {
             name,
             mac: mac.unwrap_or_default(),
             sandbox: sandbox.unwrap_or_default(),
             ..Interface::default()
         });
-    let ip_config = (proptest::option::of(0usize..4), network(), proptest::option::of(ip()))
-        .prop_map(|(interface, address, gateway)| IpConfig { interface, address, gateway });
+    let ip_config = (
+        proptest::option::of(0usize..4),
+        network(),
+        proptest::option::of(ip()),
+    )
+        .prop_map(|(interface, address, gateway)| IpConfig {
+            interface,
+            address,
+            gateway,
+        });
     let route = (network(), proptest::option::of(ip())).prop_map(|(dst, gw)| Route::new(dst, gw));
-    let dns = (proptest::collection::vec("[0-9.]{1,15}", 0..3), "[a-z.]{0,10}")
-        .prop_map(|(nameservers, domain)| Dns { nameservers, domain, ..Dns::default() });
+    let dns = (
+        proptest::collection::vec("[0-9.]{1,15}", 0..3),
+        "[a-z.]{0,10}",
+    )
+        .prop_map(|(nameservers, domain)| Dns {
+            nameservers,
+            domain,
+            ..Dns::default()
+        });
     (
         proptest::collection::vec(interface, 0..4),
         proptest::collection::vec(ip_config, 0..4),
         proptest::collection::vec(route, 0..4),
         dns,
     )
-        .prop_map(|(interfaces, ips, routes, dns)| CniResult { interfaces, ips, routes, dns })
+        .prop_map(|(interfaces, ips, routes, dns)| CniResult {
+            interfaces,
+            ips,
+            routes,
+            dns,
+        })
 }
 
 proptest! {
