@@ -39,6 +39,7 @@ pub mod args;
 pub mod config;
 pub mod env;
 pub mod skel;
+pub mod trace;
 
 pub use args::CniArgs;
 pub use config::NetConf;

@@ -9,10 +9,12 @@ use crate::config::{Attachment, NetConf};
 use crate::env::CniEnv;
 use crate::error::{CniError, ErrorCode};
 use crate::result::{self, Result as CniResult};
+use crate::trace::{self, CallTrace};
 use crate::version::{CniVersion, SemVer, parse_semver};
 use serde::de::DeserializeOwned;
 use std::io::{self, Read, Write};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// Stdin larger than this is refused rather than read into memory.
 pub const MAX_STDIN_BYTES: u64 = 16 * 1024 * 1024;
@@ -513,25 +515,37 @@ fn check_version(command: Command, config: &serde_json::Value) -> Result<CniVers
 }
 
 /// Runs `plugin` as a process: reads the real environment and stdin, writes
-/// stdout (and stderr), and returns the exit code.
+/// stdout (and stderr), and returns the exit code. With `CNI_TRACE=1` the
+/// call is also recorded (see [`crate::trace`]), panics included; the trace
+/// never changes the output or the exit code.
 pub fn run(plugin: &dyn Plugin, about: &str) -> ExitCode {
-    report_panics_as_errors();
     let env = CniEnv::from_vars(std::env::vars_os());
+    let trace = CallTrace::start(&env).map(Arc::new);
+    report_panics_as_errors(trace.clone());
     let mut read_stdin = || {
         let mut input = Vec::new();
         io::stdin()
             .lock()
             .take(MAX_STDIN_BYTES + 1)
             .read_to_end(&mut input)?;
+        if let Some(trace) = &trace {
+            trace.set_input(&input);
+        }
         Ok(input)
     };
-    let outcome = dispatch(plugin, about, &env, &mut read_stdin);
+    let outcome = trace::record_unwinding_panic(trace.as_deref(), || {
+        dispatch(plugin, about, &env, &mut read_stdin)
+    });
     let _ = io::stderr().write_all(&outcome.stderr);
     let mut stdout = io::stdout().lock();
     // If stdout is gone there is no one left to tell.
     let _ = stdout
         .write_all(&outcome.stdout)
         .and_then(|()| stdout.flush());
+    drop(stdout);
+    if let Some(trace) = &trace {
+        trace.finish(&outcome.stdout);
+    }
     if outcome.success {
         ExitCode::SUCCESS
     } else {
@@ -541,17 +555,25 @@ pub fn run(plugin: &dyn Plugin, about: &str) -> ExitCode {
 
 /// With `panic = "abort"` nothing unwinds back to the dispatcher, so a
 /// panic is reported from the hook: the runtime still reads an error object
-/// (code 999) on stdout, and the process exits non-zero by aborting.
-fn report_panics_as_errors() {
+/// (code 999) on stdout, and the process exits non-zero by aborting. When
+/// the call is traced, the hook records it with that error object as its
+/// output (and whatever stdin was read by then).
+fn report_panics_as_errors(trace: Option<Arc<CallTrace>>) {
     #[cfg(panic = "abort")]
-    std::panic::set_hook(Box::new(|info| {
+    std::panic::set_hook(Box::new(move |info| {
         let err = CniError::internal(format!("plugin panicked: {info}"));
+        let reply = err.to_json(CniVersion::LATEST.as_str());
         let mut stdout = io::stdout().lock();
-        let _ = stdout
-            .write_all(&err.to_json(CniVersion::LATEST.as_str()))
-            .and_then(|()| stdout.flush());
+        let _ = stdout.write_all(&reply).and_then(|()| stdout.flush());
+        drop(stdout);
         eprintln!("{info}");
+        if let Some(trace) = &trace {
+            trace.finish(&reply);
+        }
     }));
+    // Unwinding builds record a panic in `trace::record_unwinding_panic`.
+    #[cfg(not(panic = "abort"))]
+    drop(trace);
 }
 
 #[cfg(test)]
