@@ -152,6 +152,19 @@ impl fmt::Display for CniError {
 
 impl std::error::Error for CniError {}
 
+/// An I/O error as Go prints a syscall error, so messages match the
+/// reference plugins': the errno text in lower case without Rust's
+/// ` (os error N)` suffix (`open /x: no such file or directory`).
+pub fn go_errno_text(err: &std::io::Error) -> String {
+    let text = err.to_string();
+    let text = text.split(" (os error").next().unwrap_or(&text);
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
 /// The error object as it is serialized.
 #[derive(Serialize, Deserialize)]
 struct WireError {
@@ -171,6 +184,17 @@ struct WireError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn io_errors_read_like_go() {
+        let err = std::io::Error::from_raw_os_error(2);
+        assert_eq!(go_errno_text(&err), "no such file or directory");
+        assert_eq!(
+            go_errno_text(&std::io::Error::from_raw_os_error(95)),
+            "operation not supported"
+        );
+        assert_eq!(go_errno_text(&std::io::Error::other("Custom")), "custom");
+    }
 
     #[test]
     fn codes_round_trip() {

@@ -2002,3 +2002,127 @@ fn del_twice_succeeds_and_leaves_nothing() {
         assert_eq!(net.ports(), Vec::<String>::new());
     }
 }
+
+// ---------------------------------------------------------------------------
+// forceAddress and VLANs
+// ---------------------------------------------------------------------------
+
+#[test]
+fn force_address_replaces_a_conflicting_bridge_address() {
+    if !require_root("force_address_replaces_a_conflicting_bridge_address") {
+        return;
+    }
+    let ns = TestNetns::new("br-force");
+    let ns2 = TestNetns::new("br-force2");
+    let mut cleanup = Cleanup::new();
+    let net = Net::new("br-force", 30, &mut cleanup);
+    cmd::ip_ok(
+        None,
+        &["link", "add", net.bridge.as_str(), "type", "bridge"],
+    );
+    cmd::ip_ok(
+        None,
+        &["addr", "add", "192.0.2.1/24", "dev", net.bridge.as_str()],
+    );
+
+    // Without forceAddress the foreign IPv4 address is a conflict.
+    let pod = Pod::new(&net, &ns, "eth0", &mut cleanup);
+    let conf = net.config("1.0.0", json!({ "ipMasq": false })).to_string();
+    let out = pod.call(Impl::Ours, "ADD", conf).run();
+    let msg = format!(
+        "failed to set bridge addr: \"{}\" already has an IP address different from {}/16",
+        net.bridge,
+        net.ip4(1)
+    );
+    assert_error(&out, 999, &msg, "1.0.0");
+    assert_failed_add_left_nothing(&net, &pod, &["lo"]);
+    assert!(global_addrs(None, &net.bridge).contains(&"192.0.2.1/24".to_owned()));
+
+    // With it, the conflicting address is replaced by the gateway.
+    let pod = Pod::new(&net, &ns2, "eth0", &mut cleanup);
+    let conf = net
+        .config("1.0.0", json!({ "ipMasq": false, "forceAddress": true }))
+        .to_string();
+    pod.call(Impl::Ours, "ADD", conf.clone())
+        .run()
+        .expect_success();
+    let addrs = global_addrs(None, &net.bridge);
+    assert!(!addrs.contains(&"192.0.2.1/24".to_owned()), "{addrs:?}");
+    assert!(addrs.contains(&format!("{}/16", net.ip4(1))), "{addrs:?}");
+    pod.call(Impl::Ours, "DEL", conf).run().expect_success();
+}
+
+/// Whether this kernel can create a VLAN-filtering bridge.
+fn kernel_has_bridge_vlan_filtering() -> bool {
+    let probe = unique_ifname("vfp");
+    let created = cmd::try_run(
+        "ip",
+        &[
+            "link",
+            "add",
+            probe.as_str(),
+            "type",
+            "bridge",
+            "vlan_filtering",
+            "1",
+        ],
+    )
+    .is_ok_and(|out| out.status.success());
+    if created {
+        let _ = cmd::try_run("ip", &["link", "del", probe.as_str()]);
+    }
+    created
+}
+
+#[test]
+fn vlan_and_trunk_configure_the_port_or_fail_cleanly_without_kernel_support() {
+    if !require_root("vlan_and_trunk_configure_the_port_or_fail_cleanly_without_kernel_support") {
+        return;
+    }
+    let ns = TestNetns::new("br-vlan");
+    let mut cleanup = Cleanup::new();
+    let net = Net::new("br-vlan", 31, &mut cleanup);
+    let pod = Pod::new(&net, &ns, "eth0", &mut cleanup);
+    let conf = net
+        .config(
+            "1.0.0",
+            json!({
+                "isGateway": null, "ipMasq": null, "hairpinMode": null,
+                "vlan": 100, "vlanTrunk": [{"id": 200}, {"minID": 300, "maxID": 302}],
+            }),
+        )
+        .to_string();
+    let out = pod.call(Impl::Ours, "ADD", conf.clone()).run();
+    if !kernel_has_bridge_vlan_filtering() {
+        eprintln!("kernel without bridge VLAN filtering: checking the clean failure");
+        let msg = format!(
+            "failed to create bridge \"{}\": operation not supported",
+            net.bridge
+        );
+        assert_error(&out, 999, &msg, "1.0.0");
+        assert!(
+            !kernel::link_exists(None, &net.bridge),
+            "bridge left behind"
+        );
+        assert_failed_add_left_nothing(&net, &pod, &["lo"]);
+        return;
+    }
+    let result = out.expect_success().json();
+    let veth = veth_of(&result);
+    let vlans = cmd::run_ok("bridge", &["-j", "vlan", "show", "dev", veth.as_str()]);
+    let vlans: Value =
+        serde_json::from_str(&vlans).unwrap_or_else(|e| panic!("bridge -j vlan: {e}"));
+    let entries = vlans[0]["vlans"].as_array().cloned().unwrap_or_default();
+    let ids: Vec<u64> = entries.iter().filter_map(|v| v["vlan"].as_u64()).collect();
+    assert_eq!(
+        ids,
+        vec![100, 200, 300, 301, 302],
+        "VLAN 1 removed, access and trunk VLANs added"
+    );
+    let access = &entries[0]["flags"];
+    assert!(
+        access.to_string().contains("PVID") && access.to_string().contains("Egress Untagged"),
+        "{access}"
+    );
+    pod.call(Impl::Ours, "DEL", conf).run().expect_success();
+}

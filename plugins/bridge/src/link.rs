@@ -63,7 +63,7 @@ pub fn ensure_bridge(host: &Kernel, conf: &BridgeConfig) -> Result<Link, LinkErr
     if bridge.is_none() {
         match host.create_bridge(&conf.bridge, conf.mtu, conf.uses_vlans()) {
             // A parallel ADD may have created it first.
-            Err(err) if !err.is_exists() => return Err(failed(err.to_string())),
+            Err(err) if !err.is_exists() => return Err(failed(err.reason)),
             _ => {}
         }
         bridge = host

@@ -40,7 +40,9 @@ impl NetlinkError {
             _ => None,
         };
         let reason = match &err {
-            rtnetlink::Error::NetlinkError(message) => message.to_io().to_string(),
+            rtnetlink::Error::NetlinkError(message) => {
+                cni_types::error::go_errno_text(&message.to_io())
+            }
             other => other.to_string(),
         };
         NetlinkError {

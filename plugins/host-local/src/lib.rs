@@ -153,18 +153,6 @@ fn check(req: &Request<'_>) -> Result<(), HostLocalError> {
     Ok(())
 }
 
-/// An I/O error as Go prints a syscall error: the errno text in lower case,
-/// without Rust's ` (os error N)` suffix.
-fn go_errno_text(err: &std::io::Error) -> String {
-    let text = err.to_string();
-    let text = text.split(" (os error").next().unwrap_or(&text);
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => String::new(),
-    }
-}
-
 /// The result's `dns`, from `resolvConf` when configured.
 fn read_dns(conf: &IpamConfig) -> Result<Dns, HostLocalError> {
     let Some(path) = &conf.resolv_conf else {
@@ -172,7 +160,7 @@ fn read_dns(conf: &IpamConfig) -> Result<Dns, HostLocalError> {
     };
     let text = std::fs::read_to_string(path).map_err(|err| HostLocalError::ResolvConf {
         path: path.display().to_string(),
-        reason: go_errno_text(&err),
+        reason: cni_types::error::go_errno_text(&err),
     })?;
     Ok(dns::parse_resolv_conf(&text))
 }
