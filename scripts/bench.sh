@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Benchmarks our bridge/host-local against Debian's reference plugins
+# (containernetworking-plugins in /usr/lib/cni), interleaved in one run, with
+# CRI-O's 100-crio-bridge.conf. Installs what it needs on a fresh Debian
+# machine, builds the release binaries, and runs target/release/bench.
+# Arguments are passed on: --quick (smoke run, about 1 minute), --runs N,
+# --pods N. The table goes to stdout and to results/bench.md, the chart to
+# results/bench.svg. Needs root; about 10 minutes for the full run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+    echo "bench.sh: needs root (network namespaces, bridges, iptables)" >&2
+    exit 1
+fi
+
+missing=()
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+[ -x /usr/bin/time ] || missing+=(time)
+[ -x /usr/lib/cni/bridge ] && [ -x /usr/lib/cni/host-local ] || missing+=(containernetworking-plugins)
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+cargo build --release --workspace --quiet
+exec target/release/bench "$@"
