@@ -20,9 +20,10 @@
 //! writes under the lock — so it is **stale**: it matches no container, is left out
 //! of [`LockedStore::leases`], and [`Store::reserve`] reclaims it.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -294,7 +295,10 @@ impl DiskStore {
             path: self.lock_path.clone(),
             source,
         })?;
-        Ok(LockedStore { store: self })
+        Ok(LockedStore {
+            store: self,
+            scanned: RefCell::new(None),
+        })
     }
 }
 
@@ -364,6 +368,9 @@ fn open_lock_file(path: &Path) -> io::Result<File> {
 #[derive(Debug)]
 pub struct LockedStore<'a> {
     store: &'a DiskStore,
+    /// The leases as last scanned, kept current by our own writes so one call
+    /// reads the directory at most once (it dominates ADD on a busy node).
+    scanned: RefCell<Option<Vec<RawLease>>>,
 }
 
 impl Drop for LockedStore<'_> {
@@ -374,6 +381,7 @@ impl Drop for LockedStore<'_> {
 }
 
 /// A lease file found by a directory scan: address and raw content.
+#[derive(Debug)]
 struct RawLease {
     ip: IpAddr,
     path: PathBuf,
@@ -392,11 +400,39 @@ impl LockedStore<'_> {
     ///
     /// I/O failures while scanning.
     pub fn leases(&self) -> Result<Vec<Lease>, StoreError> {
-        Ok(self
-            .scan()?
-            .iter()
-            .filter_map(|l| Lease::parse(l.ip, l.text.as_str()))
-            .collect())
+        self.with_scanned(|leases| {
+            leases
+                .iter()
+                .filter_map(|l| Lease::parse(l.ip, l.text.as_str()))
+                .collect()
+        })
+    }
+
+    /// Runs `f` on the scanned leases, scanning the directory on first use.
+    fn with_scanned<T>(&self, f: impl FnOnce(&[RawLease]) -> T) -> Result<T, StoreError> {
+        let mut scanned = self.scanned.borrow_mut();
+        let leases = match scanned.take() {
+            Some(leases) => leases,
+            None => self.scan()?,
+        };
+        Ok(f(scanned.insert(leases)))
+    }
+
+    /// Keeps the scanned leases current after we created a lease.
+    fn remember(&self, lease: RawLease) {
+        if let Some(leases) = self.scanned.borrow_mut().as_mut() {
+            let at = leases.partition_point(|l| l.path < lease.path);
+            match leases.get_mut(at) {
+                // A reclaimed stale lease had this name.
+                Some(same) if same.path == lease.path => *same = lease,
+                _ => leases.insert(at, lease),
+            }
+        }
+    }
+
+    /// Drops the scanned leases after we removed some.
+    fn forget(&self) {
+        self.scanned.borrow_mut().take();
     }
 
     fn path_for(&self, name: &str) -> PathBuf {
@@ -421,7 +457,7 @@ impl LockedStore<'_> {
                 continue;
             }
             let path = entry.path();
-            match fs::read(&path) {
+            match read_lease(&path) {
                 Ok(content) => {
                     let text = String::from_utf8_lossy(&content).into_owned();
                     found.push((name, RawLease { ip, path, text }));
@@ -525,6 +561,11 @@ impl Store for LockedStore<'_> {
             let _ = fs::remove_file(&path);
             return Err(e);
         }
+        self.remember(RawLease {
+            ip: ip.to_canonical(),
+            path,
+            text: content,
+        });
         Ok(true)
     }
 
@@ -541,22 +582,40 @@ impl Store for LockedStore<'_> {
     }
 
     fn find_by_id(&self, id: &str, ifname: &str) -> Result<Vec<IpAddr>, StoreError> {
-        let leases = self.scan()?;
-        Ok(select_any(
-            leases.iter().map(|l| (l.ip, l.text.as_str())),
-            id,
-            ifname,
-        ))
+        self.with_scanned(|leases| {
+            select_any(leases.iter().map(|l| (l.ip, l.text.as_str())), id, ifname)
+        })
     }
 
     fn release_by_id(&mut self, id: &str, ifname: &str) -> Result<Vec<IpAddr>, StoreError> {
+        // Releases always read the directory afresh: they must free everything on disk.
+        self.forget();
         let leases = self.scan()?;
         let ips = select_for_release(leases.iter().map(|l| (l.ip, l.text.as_str())), id, ifname);
-        self.remove_all(&leases, &ips)
+        let removed = self.remove_all(&leases, &ips);
+        self.forget();
+        removed
     }
 
     fn release_ip(&mut self, ip: IpAddr) -> Result<bool, StoreError> {
+        self.forget();
         remove_if_exists(&self.path_for(&ip.to_canonical().to_string()))
+    }
+}
+
+/// Reads a lease file: open, one read, close. A lease is a few dozen bytes and
+/// every writer holds the lock we hold, so a read shorter than the buffer is the
+/// whole file; only a longer file takes more reads.
+fn read_lease(path: &Path) -> io::Result<Vec<u8>> {
+    let mut file = File::open(path)?;
+    let mut buf = [0u8; 512];
+    let mut content = Vec::new();
+    loop {
+        let n = file.read(&mut buf)?;
+        content.extend_from_slice(&buf[..n]);
+        if n < buf.len() {
+            return Ok(content);
+        }
     }
 }
 
@@ -803,6 +862,43 @@ mod tests {
         assert_eq!(names(&dir), ["10.85.0.2", "last_reserved_ip.0", "lock"]);
         assert_eq!(locked.last_reserved_ip(0).unwrap(), Some(ip("10.85.0.2")));
         assert_eq!(locked.last_reserved_ip(1).unwrap(), None);
+    }
+
+    #[test]
+    fn one_scan_per_lock_stays_current_with_our_writes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = open(&tmp);
+        let dir = store.dir().to_path_buf();
+        fs::write(dir.join("10.85.0.9"), "other\r\neth0").unwrap();
+        fs::write(dir.join("10.85.0.3"), "").unwrap(); // stale, reclaimed below
+        let mut locked = store.lock().unwrap();
+        assert!(locked.find_by_id("abc", "eth0").unwrap().is_empty());
+        // Written behind the scan's back: a second scan would see it, the cache does not,
+        // which proves the directory is read once.
+        fs::write(dir.join("10.85.0.7"), "abc\r\neth0").unwrap();
+        assert!(locked.find_by_id("abc", "eth0").unwrap().is_empty());
+        assert!(locked.reserve("abc", "eth0", ip("10.85.0.3"), 0).unwrap());
+        assert!(locked.reserve("abc", "eth0", ip("1100::3"), 1).unwrap());
+        assert_eq!(
+            locked.find_by_id("abc", "eth0").unwrap(),
+            [ip("10.85.0.3"), ip("1100::3")]
+        );
+        let owners: Vec<_> = locked.leases().unwrap().into_iter().map(|l| l.ip).collect();
+        assert_eq!(owners, [ip("10.85.0.3"), ip("10.85.0.9"), ip("1100::3")]);
+        // A release rescans, so it sees every lease on disk, including 10.85.0.7.
+        let mut released = locked.release_by_id("abc", "eth0").unwrap();
+        released.sort();
+        assert_eq!(released, [ip("10.85.0.3"), ip("10.85.0.7"), ip("1100::3")]);
+        assert!(locked.find_by_id("abc", "eth0").unwrap().is_empty());
+        assert_eq!(
+            names(&dir),
+            [
+                "10.85.0.9",
+                "last_reserved_ip.0",
+                "last_reserved_ip.1",
+                "lock"
+            ]
+        );
     }
 
     #[test]
