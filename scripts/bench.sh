@@ -2,7 +2,7 @@
 # Benchmarks our bridge/host-local against Debian's reference plugins
 # (containernetworking-plugins in /usr/lib/cni), interleaved in one run, with
 # CRI-O's 100-crio-bridge.conf. Installs what it needs on a fresh Debian
-# machine, builds the release binaries, and runs target/release/bench.
+# machine, builds the release binaries (scripts/build-release.sh), and runs bench.
 # Arguments are passed on: --quick (smoke run, about 1 minute), --runs N,
 # --pods N. The table goes to stdout and to results/bench.md, the chart to
 # results/bench.svg. Needs root; about 10 minutes for the full run.
@@ -25,5 +25,5 @@ if [ "${#missing[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-cargo build --release --workspace --quiet
-exec target/release/bench "$@"
+bin=$(./scripts/build-release.sh)
+exec "$bin/bench" "$@"

@@ -16,8 +16,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-cargo build --release --workspace --quiet
-bin="$PWD/target/release"
+bin=$(./scripts/build-release.sh)
 
 bridge=cnirs-demo0
 data_dir=/run/cni-rs-demo
