@@ -286,6 +286,9 @@ fn run_command(
         Command::Del => plugin.del(&request).map(|()| Vec::new()),
         Command::Check => plugin.check(&request).map(|()| Vec::new()),
         Command::Status => plugin.status(&request).map(|()| Vec::new()),
+        // A runtime skips GC for a list with `disableGC`; a plugin config
+        // that still carries it (a .conf turned into a list) is honoured too.
+        Command::Gc if request.config.disable_gc => Ok(Vec::new()),
         Command::Gc => plugin.gc(&request).map(|()| Vec::new()),
         Command::Version => Ok(version_reply()),
     }

@@ -27,6 +27,9 @@ pub fn status(req: &Request<'_>) -> Result<(), BridgeError> {
         }
     }
     if let Some(ipam_type) = conf.ipam_type.as_deref() {
+        // Without its IPAM plugin bridge cannot service ADD: code 50, not 999.
+        ipam::find_plugin(ipam_type, &req.env.path_dirs())
+            .map_err(|err| BridgeError::Unavailable(err.msg))?;
         ipam::exec_status(req.env, ipam_type, req.stdin).map_err(BridgeError::Ipam)?;
     }
     Ok(())
