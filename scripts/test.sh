@@ -2,8 +2,8 @@
 # Runs every test: unit tests and the root integration tests that exec the
 # built plugins in real network namespaces. Installs what the tests need on a
 # fresh Debian machine (iproute2 to create namespaces and observe the kernel,
-# iptables for masquerade checks, and Debian's reference plugins for
-# side-by-side tests).
+# iptables for masquerade checks, Debian's reference plugins for side-by-side
+# tests, and libcni, Go and Podman for the real-client tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +12,14 @@ command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v iptables >/dev/null 2>&1 || missing+=(iptables)
 command -v ping >/dev/null 2>&1 || missing+=(iputils-ping)
 [ -x /usr/lib/cni/host-local ] || missing+=(containernetworking-plugins)
+# The real-client tests (integration/tests/clients.rs): a libcni driver built
+# offline from Debian's libcni source, and Podman's CNI backend running a
+# busybox-static image with runc.
+command -v go >/dev/null 2>&1 || missing+=(golang-go)
+[ -d /usr/share/gocode/src/github.com/containernetworking/cni/libcni ] || missing+=(golang-github-appc-cni-dev)
+command -v podman >/dev/null 2>&1 || missing+=(podman)
+command -v runc >/dev/null 2>&1 || missing+=(runc)
+dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || missing+=(busybox-static)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing: ${missing[*]}"
     apt-get update -qq

@@ -14,17 +14,31 @@
 //!   and libcni 1.1.2 knows spec versions up to 1.0.0 only, so 1.1.0 (GC,
 //!   STATUS) cannot be driven by it; that path is covered by exec in
 //!   `gc_status.rs`.
+//! * **Podman 4.3.1** (Debian `podman`) with `network_backend = "cni"`,
+//!   running a container from a busybox-static rootfs imported with
+//!   `podman import`, attached to a network whose only plugin directory
+//!   holds symlinks to our three binaries. What this VM needs: `runc` as the
+//!   OCI runtime and lowered limits (`--ulimit nofile=1024:1024 --ulimit
+//!   nproc=1024:1024`; without them runc fails with "error setting rlimit
+//!   type 7: operation not permitted", the VM lacks CAP_SYS_RESOURCE).
 //!
 //! Isolation: every test has its own bridge (`unique_ifname`), network
 //! name, container IDs, host-local `dataDir` and subnets (`10.158.<k>.0/24`,
 //! `fd58:0:<k>::/64`, `k` unique per test), so the tests run in parallel with
 //! each other and with the other test files. libcni gets a private cache
-//! directory. A [`Cleanup`] guard removes the bridges, the `CNI-…` chains of
-//! both families and the temp directories; namespaces are deleted on drop,
-//! also when a test panics.
+//! directory. Podman gets a private `containers.conf` (`CONTAINERS_CONF`),
+//! network config directory, storage (`--root`, `--runroot`, `--tmpdir`, vfs
+//! driver) and image. A [`Cleanup`] guard removes podman's containers and
+//! images, any mount left under its storage, the bridges, the `CNI-…`
+//! chains of both families, the temp directories and podman's entries in
+//! its fixed libcni cache (`/var/lib/cni/results/<network>-…`); namespaces
+//! are deleted on drop, also when a test panics. Two things on the host are
+//! written by podman and cannot be redirected in 4.3.1: the libcni cache
+//! directory `/var/lib/cni/results` (emptied again by DEL) and c/image's
+//! blob-info cache `/var/lib/containers/cache`.
 //!
-//! Needs `apt-get install golang-go golang-github-appc-cni-dev` and the
-//! plugins built first:
+//! Needs `apt-get install golang-go golang-github-appc-cni-dev podman runc
+//! busybox-static` (`scripts/test.sh` does it) and the plugins built first:
 //! `cargo build --workspace --all-features`.
 
 #![cfg(test)]
@@ -50,8 +64,19 @@ const CRIO_CONF: &str = include_str!(concat!(
 /// Where Debian's `golang-github-appc-cni-dev` puts the libcni source.
 const GOPATH: &str = "/usr/share/gocode";
 
-/// How long a host veth may take to disappear after DEL.
+/// Podman's libcni cache, fixed in 4.3.1.
+const PODMAN_CNI_CACHE: &str = "/var/lib/cni/results";
+
+/// How long a host veth may take to disappear after DEL or `podman rm`.
 const VANISH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The limits podman must set on this VM (no CAP_SYS_RESOURCE).
+const ULIMITS: [&str; 4] = [
+    "--ulimit",
+    "nofile=1024:1024",
+    "--ulimit",
+    "nproc=1024:1024",
+];
 
 // ---------------------------------------------------------------------------
 // One private network: CRI-O's config with our names, subnets and dataDir.
@@ -176,6 +201,13 @@ impl Net {
             (self.ip4(host), owner.clone()),
             (self.ip6(u16::from(host)), owner),
         ])
+    }
+
+    /// The last address host-local handed out from range set `index`.
+    fn last_reserved(&self, index: usize) -> String {
+        let path = self.lease_dir().join(format!("last_reserved_ip.{index}"));
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
     }
 
     /// Host links enslaved to this network's bridge.
@@ -663,4 +695,314 @@ fn libcni_bridge_and_loopback_conflist_1_0_0() {
         !kernel::link_is_up(Some(ns.name()), "lo"),
         "loopback DEL sets lo down"
     );
+}
+
+// ---------------------------------------------------------------------------
+// 2. Podman with its CNI backend.
+// ---------------------------------------------------------------------------
+
+/// A private podman: its own containers.conf, network config dir, plugin
+/// dir (our binaries), storage and a busybox image.
+struct Podman {
+    dir: PathBuf,
+    conf: PathBuf,
+    image: String,
+}
+
+impl Podman {
+    /// Sets everything up for `net` and imports the image. `cleanup`
+    /// removes the containers, images, mounts, podman's libcni cache
+    /// entries of `net` and the directory.
+    fn new(net: &Net, cleanup: &mut Cleanup) -> Podman {
+        let dir = std::env::temp_dir().join(unique_name("cni-podman"));
+        cleanup.remove_path(&dir);
+        let podman = Podman {
+            conf: dir.join("containers.conf"),
+            dir,
+            image: format!("localhost/cni-rs-busybox:{}", unique_name("t")),
+        };
+        let prefix = format!("{}-", net.name);
+        cleanup.push(format!("remove {PODMAN_CNI_CACHE}/{prefix}*"), move || {
+            remove_cache_entries(&prefix)
+        });
+        let mounts_under = podman.dir.clone();
+        cleanup.push(
+            format!("unmount anything under {}", podman.dir.display()),
+            move || unmount_under(&mounts_under),
+        );
+        let rmi = podman.clone_handle();
+        cleanup.push("podman rmi -a -f", move || rmi.quiet(&["rmi", "-a", "-f"]));
+        let rm = podman.clone_handle();
+        cleanup.push("podman rm -a -f", move || {
+            rm.quiet(&["rm", "-a", "-f", "-t", "0"])
+        });
+
+        let plugins = podman.dir.join("plugins");
+        let net_d = podman.dir.join("net.d");
+        for d in [&plugins, &net_d] {
+            std::fs::create_dir_all(d).expect("create podman dirs");
+        }
+        for name in ["bridge", "host-local", "loopback"] {
+            std::os::unix::fs::symlink(plugin_path(name), plugins.join(name))
+                .expect("symlink plugin");
+        }
+        std::fs::write(
+            net_d.join(format!("{}.conflist", net.name)),
+            net.conflist("1.0.0", vec![net.crio_plugin()]),
+        )
+        .expect("write network conflist");
+        std::fs::write(
+            &podman.conf,
+            format!(
+                "[network]\nnetwork_backend = \"cni\"\ncni_plugin_dirs = [{}]\nnetwork_config_dir = {}\n\n\
+                 [engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"none\"\n",
+                json!(plugins),
+                json!(net_d)
+            ),
+        )
+        .expect("write containers.conf");
+        podman.import_busybox();
+        podman
+    }
+
+    fn clone_handle(&self) -> Podman {
+        Podman {
+            dir: self.dir.clone(),
+            conf: self.conf.clone(),
+            image: self.image.clone(),
+        }
+    }
+
+    /// `podman <private storage flags> args...`.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new("podman");
+        command.env("CONTAINERS_CONF", &self.conf);
+        for (flag, sub) in [
+            ("--root", "root"),
+            ("--runroot", "runroot"),
+            ("--tmpdir", "tmp"),
+        ] {
+            command.arg(flag).arg(self.dir.join(sub));
+        }
+        command.args(["--storage-driver", "vfs"]).args(args);
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run podman ({e}): apt-get install podman runc"))
+    }
+
+    /// Runs podman and requires success; the panic shows podman's own error.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "`podman {}` failed\n{}",
+            args.join(" "),
+            describe(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// For clean-up: runs podman, reporting failure as an error.
+    fn quiet(&self, args: &[&str]) -> Result<(), String> {
+        if !self.dir.join("root").exists() {
+            return Ok(());
+        }
+        let out = self.command(args).output().map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(describe(&out))
+        }
+    }
+
+    /// Builds a rootfs of Debian's static busybox with the applets the tests
+    /// use, and imports it as [`Podman::image`].
+    fn import_busybox(&self) {
+        let busybox = Path::new("/bin/busybox");
+        let status = cmd::run("dpkg-query", &["-W", "-f=${Status}", "busybox-static"]);
+        assert!(
+            String::from_utf8_lossy(&status.stdout).contains("ok installed"),
+            "the image needs a static busybox: apt-get install busybox-static"
+        );
+        let rootfs = self.dir.join("rootfs");
+        let bin = rootfs.join("bin");
+        std::fs::create_dir_all(&bin).expect("create rootfs");
+        std::fs::copy(busybox, bin.join("busybox")).expect("copy busybox");
+        for applet in ["sh", "ip", "sleep", "cat", "ping"] {
+            std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("applet symlink");
+        }
+        let tarball = self.dir.join("rootfs.tar");
+        cmd::run_ok(
+            "tar",
+            &[
+                "-C".as_ref(),
+                rootfs.as_os_str(),
+                "-cf".as_ref(),
+                tarball.as_os_str(),
+                ".".as_ref(),
+            ],
+        );
+        let tarball = tarball.to_string_lossy().into_owned();
+        self.ok(&["import", "--quiet", &tarball, &self.image]);
+    }
+}
+
+/// Removes podman's libcni cache files of one network.
+fn remove_cache_entries(prefix: &str) -> Result<(), String> {
+    let Ok(entries) = std::fs::read_dir(PODMAN_CNI_CACHE) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(prefix) {
+            std::fs::remove_file(entry.path()).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
+}
+
+/// Lazily unmounts every mount point under `dir`, deepest first (podman
+/// mounts a tmpfs for each container's /dev/shm under its storage).
+fn unmount_under(dir: &Path) -> Result<(), String> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").map_err(|e| e.to_string())?;
+    let prefix = dir.to_string_lossy().into_owned();
+    let mut points: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter(|p| p.starts_with(&prefix))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for point in points {
+        let out = cmd::try_run("umount", &["-l", point]).map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(describe(&out));
+        }
+    }
+    Ok(())
+}
+
+/// The `inet`/`inet6` addresses in busybox `ip addr` output, link-local
+/// ones excepted.
+fn addrs_in_ip_output(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            match (words.next(), words.next()) {
+                (Some("inet" | "inet6"), Some(addr)) if !addr.starts_with("fe80:") => {
+                    Some(addr.to_string())
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// `podman run --rm <image> ip addr show eth0`: the container sees the
+/// addresses our host-local leased, and when it exits podman has run DEL
+/// through our plugins (no lease, no veth, no chain).
+#[test]
+fn podman_run_rm_sees_our_lease_and_del_releases_it() {
+    if !require_root("podman_run_rm_sees_our_lease_and_del_releases_it") {
+        return;
+    }
+    let mut cleanup = Cleanup::new();
+    let net = Net::new("cl-podman", 5, &mut cleanup);
+    let podman = Podman::new(&net, &mut cleanup);
+
+    let start = Instant::now();
+    let mut args = vec!["run", "--rm", "--pull=never", "--network", &net.name];
+    args.extend(ULIMITS);
+    args.extend([podman.image.as_str(), "ip", "addr", "show", "eth0"]);
+    let stdout = podman.ok(&args);
+    println!("podman run --rm: {:.0} ms", ms(start.elapsed()));
+    println!("{stdout}");
+
+    let (v4, v6) = (net.ip4(2), net.ip6(2));
+    assert_eq!(
+        addrs_in_ip_output(&stdout),
+        vec![format!("{v4}/24"), format!("{v6}/64")],
+        "the container's eth0"
+    );
+    // Our host-local handed out exactly these addresses from our dataDir.
+    assert_eq!(net.last_reserved(0), v4);
+    assert_eq!(net.last_reserved(1), v6);
+
+    // After exit: DEL went through our plugins.
+    assert_eq!(net.leases(), BTreeMap::new(), "leases left after --rm");
+    assert_eq!(net.ports(), Vec::<String>::new(), "veth left after --rm");
+    let chains = |ipv6| nat_rules(ipv6, &format!("\\\"{}\\\"", net.name));
+    assert_eq!(chains(false), Vec::<String>::new(), "iptables left");
+    assert_eq!(chains(true), Vec::<String>::new(), "ip6tables left");
+    assert_eq!(podman.ok(&["ps", "-a", "-q"]), "", "container left");
+    assert!(
+        kernel::link_exists(None, &net.bridge),
+        "bridge created by ADD"
+    );
+}
+
+/// A detached container (`sleep`): leases, veth, chains and addresses are in
+/// place while it runs, it pings its gateway, and `podman rm -f` runs DEL
+/// through our plugins.
+#[test]
+fn podman_detached_container_holds_leases_until_rm() {
+    if !require_root("podman_detached_container_holds_leases_until_rm") {
+        return;
+    }
+    let mut cleanup = Cleanup::new();
+    let net = Net::new("cl-podman", 6, &mut cleanup);
+    let podman = Podman::new(&net, &mut cleanup);
+    let name = unique_name("cl-sleep");
+
+    let start = Instant::now();
+    let mut args = vec!["run", "-d", "--pull=never", "--name", &name];
+    args.extend(["--network", &net.name]);
+    args.extend(ULIMITS);
+    args.extend([podman.image.as_str(), "sleep", "600"]);
+    let id = podman.ok(&args).trim().to_string();
+    println!("podman run -d: {:.0} ms", ms(start.elapsed()));
+    assert_eq!(id.len(), 64, "podman printed no container ID: {id:?}");
+
+    let inspect: Value =
+        serde_json::from_str(&podman.ok(&["inspect", &name])).expect("podman inspect prints JSON");
+    let settings = &inspect[0]["NetworkSettings"];
+    let attached = &settings["Networks"][&net.name];
+    assert_eq!(attached["IPAddress"], net.ip4(2), "{settings:#}");
+    assert_eq!(attached["GlobalIPv6Address"], net.ip6(2), "{settings:#}");
+    assert_eq!(attached["Gateway"], net.ip4(1), "{settings:#}");
+    let sandbox = settings["SandboxKey"].as_str().expect("SandboxKey");
+    let netns = Path::new(sandbox)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_else(|| panic!("odd SandboxKey {sandbox}"))
+        .to_string();
+    assert!(
+        Path::new("/run/netns").join(&netns).exists(),
+        "podman's netns {sandbox} is not under /run/netns"
+    );
+
+    let veths = net.ports();
+    assert_eq!(veths.len(), 1, "one port on {}: {veths:?}", net.bridge);
+    net.assert_attached(&netns, &id, &veths[0], 2);
+    let cache = Path::new(PODMAN_CNI_CACHE).join(format!("{}-{id}-eth0", net.name));
+    assert!(cache.is_file(), "no libcni cache {}", cache.display());
+
+    for (dst, attempts) in [(net.ip4(1), 5), (net.ip6(1), 20)] {
+        let (ok, last) = ping_with(attempts, &dst, |ping| {
+            let mut args = vec!["exec", name.as_str()];
+            args.extend(ping);
+            podman.run(&args)
+        });
+        assert!(ok, "the container cannot ping its gateway {dst}\n{last}");
+    }
+
+    let start = Instant::now();
+    podman.ok(&["rm", "-f", "-t", "0", &name]);
+    println!("podman rm -f: {:.0} ms", ms(start.elapsed()));
+    net.assert_detached(&id, &veths[0]);
+    assert!(!Path::new(sandbox).exists(), "netns {sandbox} left");
+    assert!(!cache.exists(), "libcni cache {} left", cache.display());
+    assert_eq!(podman.ok(&["ps", "-a", "-q"]), "", "container left");
 }
