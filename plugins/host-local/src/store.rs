@@ -14,8 +14,11 @@
 //! A lease is written to `.tmp-<ip>-<pid>` and then hard-linked to `<ip>`, which fails
 //! if the name exists, so a lease file is never overwritten and is either complete or
 //! absent. `last_reserved_ip.<N>` is replaced with a rename. Readers only consider
-//! regular files whose name parses as an IP, so `lock`, `last_reserved_ip.*` and
-//! leftover `.tmp-*` files are ignored. A lease file that is empty (or whitespace
+//! regular files whose name parses as an IP, so `lock` and `last_reserved_ip.*` are
+//! ignored. A `.tmp-*` file can only be seen by a lock holder when its writer died
+//! before linking or renaming it (writers hold the lock while it exists), so the
+//! directory scan removes it: crashed writers leave no garbage that accumulates.
+//! A lease file that is empty (or whitespace
 //! only) can only come from a crashed writer — every writer, including the Go plugin,
 //! writes under the lock — so it is **stale**: it matches no container, is left out
 //! of [`LockedStore::leases`], and [`Store::reserve`] reclaims it.
@@ -32,6 +35,8 @@ use std::path::{Path, PathBuf};
 pub const LINE_BREAK: &str = "\r\n";
 const LOCK_FILE: &str = "lock";
 const LAST_IP_PREFIX: &str = "last_reserved_ip.";
+/// Names of files being written, before the hard link or rename makes them visible.
+const TMP_PREFIX: &str = ".tmp-";
 const DIR_MODE: u32 = 0o755;
 const LOCK_MODE: u32 = 0o750;
 const FILE_MODE: u32 = 0o600;
@@ -439,7 +444,8 @@ impl LockedStore<'_> {
         self.store.dir.join(name)
     }
 
-    /// Reads every regular file whose name parses as an IP, sorted by name like Go's walk.
+    /// Reads every regular file whose name parses as an IP, sorted by name like Go's walk,
+    /// and removes temp files of dead writers.
     fn scan(&self) -> Result<Vec<RawLease>, StoreError> {
         let dir = &self.store.dir;
         let read_dir_err = |source| StoreError::ReadDir {
@@ -451,6 +457,12 @@ impl LockedStore<'_> {
             let entry = entry.map_err(read_dir_err)?;
             let name = entry.file_name();
             let Some(ip) = name.to_str().and_then(|n| n.parse::<IpAddr>().ok()) else {
+                if name.as_encoded_bytes().starts_with(TMP_PREFIX.as_bytes())
+                    && entry.file_type().is_ok_and(|t| t.is_file())
+                {
+                    // Left by a writer that died holding the lock we hold now.
+                    let _ = fs::remove_file(entry.path());
+                }
                 continue;
             };
             if !entry.file_type().map_err(read_dir_err)?.is_file() {
@@ -495,10 +507,10 @@ impl LockedStore<'_> {
         name: &str,
         content: &[u8],
     ) -> Result<bool, StoreError> {
-        let tmp = self.path_for(&format!(".tmp-{name}-{}", std::process::id()));
+        let tmp = self.path_for(&format!("{TMP_PREFIX}{name}-{}", std::process::id()));
         write_private(&tmp, content).map_err(|source| write_err(&tmp, source))?;
         let linked = fs::hard_link(&tmp, path);
-        // A leftover temp file is harmless: readers ignore it and it is replaced next time.
+        // A temp file left by a crash here is removed by the next scan.
         let _ = fs::remove_file(&tmp);
         match linked {
             Ok(()) => Ok(true),
@@ -511,7 +523,7 @@ impl LockedStore<'_> {
     fn write_last_reserved(&self, ip: IpAddr, set_index: usize) -> Result<(), StoreError> {
         let name = format!("{LAST_IP_PREFIX}{set_index}");
         let path = self.path_for(&name);
-        let tmp = self.path_for(&format!(".tmp-{name}-{}", std::process::id()));
+        let tmp = self.path_for(&format!("{TMP_PREFIX}{name}-{}", std::process::id()));
         let result = write_private(&tmp, ip.to_string().as_bytes())
             .map_err(|source| write_err(&tmp, source))
             .and_then(|()| fs::rename(&tmp, &path).map_err(|source| write_err(&path, source)));
@@ -953,7 +965,7 @@ mod tests {
     }
 
     #[test]
-    fn stray_files_are_ignored() {
+    fn stray_files_are_ignored_and_dead_temp_files_removed() {
         let tmp = tempfile::tempdir().unwrap();
         let mut store = open(&tmp);
         let dir = store.dir().to_path_buf();
@@ -968,7 +980,9 @@ mod tests {
         assert!(locked.leases().unwrap().is_empty());
         assert_eq!(locked.last_reserved_ip(0).unwrap(), None, "unparsable");
         assert!(dir.join("last_reserved_ip.0").exists());
-        assert!(dir.join(".tmp-10.85.0.9-1234").exists());
+        assert!(dir.join("notes.txt").exists());
+        // A temp file seen under the lock belongs to a dead writer.
+        assert!(!dir.join(".tmp-10.85.0.9-1234").exists());
         assert!(!locked.reserve("abc", "eth0", ip("10.85.0.7"), 0).unwrap());
         assert!(!locked.reserve("abc", "eth0", ip("10.85.0.8"), 0).unwrap());
     }
