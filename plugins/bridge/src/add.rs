@@ -1,12 +1,13 @@
-//! ADD: bridge, veth, IPAM, addresses, routes, gateway and masquerade. Every
-//! step that changes something pushes its undo; a failure unwinds them all,
-//! so a failed ADD leaves no veth, lease or rule behind.
+//! ADD: bridge, veth, MAC spoof check, IPAM, addresses, routes, gateway and
+//! masquerade. Every step that changes something pushes its undo; a failure
+//! unwinds them all, so a failed ADD leaves no veth, lease or rule behind.
 
 use crate::config::{BridgeConfig, format_mac};
 use crate::container;
 use crate::error::BridgeError;
 use crate::gateway::{apply_gateways, configure_bridge};
 use crate::link::{attach_to_bridge, create_veth, ensure_bridge};
+use crate::macspoof;
 use crate::masq;
 use crate::netlink::{Kernel, Link};
 use crate::rollback::Rollback;
@@ -44,8 +45,9 @@ pub fn add(req: &Request<'_>) -> Result<CniResult, BridgeError> {
 }
 
 /// The steps of ADD; `rollback` collects how to undo each one. Independent
-/// work overlaps: the IPAM plugin runs while the bridge and veth are set up,
-/// and the iptables batches run while the container is configured.
+/// work overlaps: the IPAM plugin runs while the bridge and veth are set up
+/// and the `nft` batch runs, and the iptables batches run while the container
+/// is configured.
 fn attach<'a>(
     req: &'a Request<'_>,
     conf: &'a BridgeConfig,
@@ -60,6 +62,19 @@ fn attach<'a>(
             scope.spawn(move || ipam::exec_add(env, ipam_type, req.stdin, req.version))
         });
         let links = connect_links(req, conf, netns, host, rollback);
+        // The spoof check needs only the veth pair, so it overlaps IPAM; it is
+        // in place before the container interface goes up.
+        let spoof_job = match (&links, conf.macspoofchk) {
+            (Ok((_, veth)), true) => {
+                let mac = container_mac(container, &env.ifname);
+                let host_veth = veth.name.clone();
+                Some(scope.spawn(move || {
+                    macspoof::setup(&env.container_id, &env.ifname, &host_veth, &mac?)
+                        .map_err(BridgeError::MacSpoofSetup)
+                }))
+            }
+            _ => None,
+        };
         let leased = ipam_job.map(|job| {
             let leased = join(job, "IPAM ADD").and_then(|r| r.map_err(BridgeError::Ipam));
             if let (Ok(_), Some(ipam_type)) = (&leased, conf.ipam_type.as_deref()) {
@@ -69,7 +84,17 @@ fn attach<'a>(
             }
             leased
         });
+        let spoofed = spoof_job.map(|job| {
+            let spoofed = join(job, "macspoofchk setup").and_then(|r| r);
+            if spoofed.is_ok() {
+                rollback.push("remove macspoofchk rules", move || {
+                    macspoof::teardown(&env.container_id, &env.ifname).map_err(|e| e.to_string())
+                });
+            }
+            spoofed
+        });
         let (bridge, veth) = links?;
+        spoofed.transpose()?;
         let mut result = CniResult::default();
         let container_link = match leased {
             Some(leased) => {
@@ -169,6 +194,14 @@ fn connect_links<'a>(
     });
     attach_to_bridge(host, conf, &veth, &bridge)?;
     Ok((bridge, veth))
+}
+
+/// The MAC of the new container interface, as the result will report it.
+fn container_mac(container: &Kernel, ifname: &str) -> Result<String, BridgeError> {
+    let link = container.link_by_name(ifname)?.ok_or_else(|| {
+        BridgeError::Container(container::ContainerError::Missing(ifname.to_owned()))
+    })?;
+    Ok(format_mac(&link.mac))
 }
 
 /// Container sysctls, addresses and routes, then the gateway on the bridge.

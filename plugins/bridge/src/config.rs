@@ -39,6 +39,9 @@ pub struct BridgeConfig {
     pub vlan_trunk: Vec<u16>,
     /// Keep the default VLAN 1 on the port when VLANs are configured.
     pub preserve_default_vlan: bool,
+    /// Drop frames from the container whose source MAC is not its interface's
+    /// (nftables, bridge family).
+    pub macspoofchk: bool,
     /// Keep IPv6 duplicate address detection on in the container.
     pub enable_dad: bool,
     /// Leave the container interface down (L2 only, no IPAM).
@@ -179,7 +182,7 @@ impl From<ConfigError> for CniError {
     fn from(err: ConfigError) -> CniError {
         match err {
             ConfigError::Args(args) => args.into(),
-            ConfigError::UnsupportedMasqBackend => {
+            ConfigError::UnsupportedMasqBackend | ConfigError::Unsupported(_) => {
                 CniError::new(ErrorCode::UnsupportedField, err.to_string())
             }
             other => CniError::new(ErrorCode::InvalidNetworkConfig, other.to_string()),
@@ -191,8 +194,8 @@ impl BridgeConfig {
     /// Reads and validates the configuration and `CNI_ARGS`.
     ///
     /// # Errors
-    /// [`ConfigError`]: code 7 for the config (2 for the nftables backend),
-    /// code 4 for `CNI_ARGS`.
+    /// [`ConfigError`]: code 7 for the config (2 for the nftables backend and
+    /// `isGateway` with `vlan`), code 4 for `CNI_ARGS`.
     pub fn from_json(stdin: &[u8], cni_args: &str) -> Result<BridgeConfig, ConfigError> {
         let raw: RawConfig = serde_json::from_slice(stdin)?;
         let args = CniArgs::parse_known(cni_args, KNOWN_ARGS)?;
@@ -210,9 +213,6 @@ impl BridgeConfig {
         let ipam_type = raw.ipam.map(|i| i.plugin_type).filter(|t| !t.is_empty());
         if ipam_type.is_some() && raw.disable_container_interface {
             return Err(ConfigError::IpamWithoutInterface);
-        }
-        if raw.macspoofchk {
-            return Err(ConfigError::Unsupported("\"macspoofchk\""));
         }
         if raw.vlan != 0 && (raw.is_gateway || raw.is_default_gateway) {
             return Err(ConfigError::Unsupported(
@@ -251,6 +251,7 @@ impl BridgeConfig {
             vlan: u16::try_from(raw.vlan).unwrap_or_default(),
             vlan_trunk: trunk_ids(&raw.vlan_trunk)?,
             preserve_default_vlan: raw.preserve_default_vlan.unwrap_or(false),
+            macspoofchk: raw.macspoofchk,
             enable_dad: raw.enabledad,
             disable_container_interface: raw.disable_container_interface,
             port_isolation: raw.port_isolation,

@@ -1,15 +1,17 @@
 //! DEL: idempotent and thorough. It removes the container interface (and
-//! with it the host veth), releases the IPAM lease and removes masquerade,
-//! carrying on past each failure and reporting the first. Unlike the
-//! reference, masquerade is removed even when the namespace is already gone.
+//! with it the host veth), releases the IPAM lease, removes masquerade and
+//! the MAC spoof check, carrying on past each failure and reporting the
+//! first. Unlike the reference, masquerade and the spoof check are removed
+//! even when the namespace is already gone.
 //!
-//! The three steps are independent once the interface's addresses are read,
-//! so they run at the same time: the kernel's veth deletion (tens of
-//! milliseconds) overlaps the IPAM plugin and the iptables batches.
+//! The steps are independent once the interface's addresses are read, so
+//! they run at the same time: the kernel's veth deletion (tens of
+//! milliseconds) overlaps the IPAM plugin, the iptables and the nft batches.
 
 use crate::config::BridgeConfig;
 use crate::container;
 use crate::error::BridgeError;
+use crate::macspoof;
 use crate::masq;
 use crate::netlink::{Kernel, Link};
 use cni_types::ipam;
@@ -53,6 +55,9 @@ pub fn del(req: &Request<'_>) -> Result<(), BridgeError> {
         let masq_job = conf
             .ip_masq
             .then(|| scope.spawn(|| masq::teardown(&conf.network, &env.container_id, &addresses)));
+        let spoof_job = conf
+            .macspoofchk
+            .then(|| scope.spawn(|| macspoof::teardown(&env.container_id, &env.ifname)));
         if let Some((kernel, link)) = &found
             && let Err(err) = kernel.del_link(link.index, &link.name)
         {
@@ -73,6 +78,15 @@ pub fn del(req: &Request<'_>) -> Result<(), BridgeError> {
                 Ok(Err(err)) => failures.push(err.into()),
                 Err(_) => failures.push(BridgeError::Internal(
                     "masquerade teardown thread panicked".to_owned(),
+                )),
+            }
+        }
+        if let Some(job) = spoof_job {
+            match job.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => failures.push(BridgeError::MacSpoofTeardown(err)),
+                Err(_) => failures.push(BridgeError::Internal(
+                    "macspoofchk teardown thread panicked".to_owned(),
                 )),
             }
         }

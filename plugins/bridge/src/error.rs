@@ -4,6 +4,7 @@ use crate::config::ConfigError;
 use crate::container::ContainerError;
 use crate::gateway::GatewayError;
 use crate::link::LinkError;
+use crate::macspoof::MacSpoofError;
 use crate::masq::MasqError;
 use crate::netlink::NetlinkError;
 use cni_types::netns::NetnsError;
@@ -41,6 +42,12 @@ pub enum BridgeError {
     /// Masquerade setup or teardown failed.
     #[error(transparent)]
     Masq(#[from] MasqError),
+    /// ADD could not set up the MAC spoof check.
+    #[error("failed to setup spoof-check: {0}")]
+    MacSpoofSetup(MacSpoofError),
+    /// DEL could not remove the MAC spoof check.
+    #[error("failed to teardown spoof-check: {0}")]
+    MacSpoofTeardown(MacSpoofError),
     /// Another netlink request failed.
     #[error(transparent)]
     Netlink(#[from] NetlinkError),

@@ -3,6 +3,11 @@
 //! comments, so chains leaked by either implementation are found), then
 //! delegates GC to the IPAM plugin. Another network's rules never match.
 //! Without a valid-attachments list nothing is removed.
+//!
+//! `macspoofchk` chains are not collected: their names and comments carry
+//! only the container ID and interface name, not the network, so another
+//! network's live attachment could not be told apart. DEL removes them even
+//! when the namespace is gone.
 
 use crate::config::BridgeConfig;
 use crate::error::BridgeError;

@@ -1,7 +1,8 @@
 //! The `bridge` CNI plugin: attaches a container to a Linux bridge through a
 //! veth pair, with addresses from a delegated IPAM plugin, routes, the
 //! gateway on the bridge and IP masquerade. All network changes go through
-//! netlink; masquerade through one `iptables-restore` batch per family.
+//! netlink; masquerade through one `iptables-restore` batch per family, the
+//! MAC spoof check through one `nft` batch.
 
 mod add;
 mod check;
@@ -12,6 +13,7 @@ mod error;
 mod gateway;
 mod gc;
 mod link;
+pub mod macspoof;
 pub mod masq;
 mod netlink;
 mod rollback;

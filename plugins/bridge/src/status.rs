@@ -1,6 +1,7 @@
 //! STATUS (spec 1.1.0): can this plugin service ADD right now? It needs
-//! netlink, the iptables-restore tools when `ipMasq` is set, and a ready
-//! IPAM plugin (whose STATUS answer is passed on unchanged).
+//! netlink, the iptables-restore tools when `ipMasq` is set, `nft` when
+//! `macspoofchk` is set, and a ready IPAM plugin (whose STATUS answer is
+//! passed on unchanged).
 
 use crate::config::BridgeConfig;
 use crate::error::BridgeError;
@@ -25,6 +26,11 @@ pub fn status(req: &Request<'_>) -> Result<(), BridgeError> {
                 )));
             }
         }
+    }
+    if conf.macspoofchk && !on_path("nft") {
+        return Err(BridgeError::Unavailable(
+            "macspoofchk is set but nft is not in PATH".to_owned(),
+        ));
     }
     if let Some(ipam_type) = conf.ipam_type.as_deref() {
         // Without its IPAM plugin bridge cannot service ADD: code 50, not 999.

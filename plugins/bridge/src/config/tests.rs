@@ -73,6 +73,13 @@ fn invalid_combinations_have_reference_messages() {
             ),
         ),
         (
+            r#"{"name":"n","vlan":5,"isGateway":true}"#,
+            (
+                2,
+                "\"isGateway\" together with \"vlan\" is not supported by this bridge plugin yet",
+            ),
+        ),
+        (
             r#"{"name":"n","runtimeConfig":{"mac":"zz:00:00:00:00:00"}}"#,
             (7, "invalid MAC address \"zz:00:00:00:00:00\""),
         ),
@@ -176,4 +183,14 @@ fn mac_parsing_and_formatting() {
         format_mac(&[0x0a, 0x1b, 0x2c, 0x3d, 0x4e, 0x5f]),
         "0a:1b:2c:3d:4e:5f"
     );
+}
+
+#[test]
+fn macspoofchk_is_accepted_and_off_by_default() {
+    assert!(
+        load(r#"{"name":"n","macspoofchk":true}"#)
+            .unwrap()
+            .macspoofchk
+    );
+    assert!(!load(CRIO).unwrap().macspoofchk);
 }
