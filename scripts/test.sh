@@ -2,8 +2,8 @@
 # Runs every test: unit tests and the root integration tests that exec the
 # built plugins in real network namespaces. Installs what the tests need on a
 # fresh Debian machine (iproute2 to create namespaces and observe the kernel,
-# iptables for masquerade checks, Debian's reference plugins for side-by-side
-# tests, and libcni, Go and Podman for the real-client tests).
+# iptables for masquerade checks, nftables for macspoofchk, Debian's
+# reference plugins for side-by-side tests, and libcni, Go and Podman for the real-client tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +11,8 @@ missing=()
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v iptables >/dev/null 2>&1 || missing+=(iptables)
 command -v ping >/dev/null 2>&1 || missing+=(iputils-ping)
+# bridge's macspoofchk (integration/tests/macspoofchk.rs).
+command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || missing+=(nftables)
 [ -x /usr/lib/cni/host-local ] || missing+=(containernetworking-plugins)
 # The real-client tests (integration/tests/clients.rs): a libcni driver built
 # offline from Debian's libcni source, and Podman's CNI backend running a
