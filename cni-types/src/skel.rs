@@ -112,7 +112,7 @@ impl Request<'_> {
     /// # Errors
     /// Code 7 when a field has the wrong type or shape.
     pub fn parse_config<T: DeserializeOwned>(&self) -> Result<T, CniError> {
-        serde_json::from_slice(self.stdin)
+        crate::json::from_slice(self.stdin)
             .map_err(|err| CniError::invalid_config(format!("failed to load netconf: {err}")))
     }
 
@@ -269,7 +269,7 @@ fn run_command(
         validate_ifname(&env.ifname)?;
     }
     let version = check_version(command, &config_value)?;
-    let config: NetConf = serde_json::from_value(config_value)
+    let config: NetConf = crate::json::from_value(config_value)
         .map_err(|err| CniError::invalid_config(format!("failed to load netconf: {err}")))?;
     let request = Request {
         command,

@@ -169,7 +169,7 @@ impl StoreLocation {
             #[serde(default, rename = "dataDir")]
             data_dir: Option<String>,
         }
-        let raw: Minimal = serde_json::from_slice(stdin)?;
+        let raw: Minimal = cni_types::json::from_slice(stdin)?;
         let ipam = raw.ipam.ok_or(ConfigError::MissingIpam)?;
         Ok(StoreLocation {
             name: raw.name,
@@ -194,7 +194,7 @@ impl IpamConfig {
     /// # Errors
     /// [`ConfigError`].
     pub fn from_json(stdin: &[u8], cni_args_ip: Option<&str>) -> Result<IpamConfig, ConfigError> {
-        let raw: RawNet = serde_json::from_slice(stdin)?;
+        let raw: RawNet = cni_types::json::from_slice(stdin)?;
         let ipam = raw.ipam.ok_or(ConfigError::MissingIpam)?;
         let specs = range_specs(&ipam, raw.runtime_config.as_ref())?;
         if specs.is_empty() {
