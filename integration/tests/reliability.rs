@@ -224,7 +224,14 @@ impl Net {
     fn create_bridge(&self) {
         cmd::ip_ok(
             None,
-            &["link", "add", "name", self.bridge.as_str(), "type", "bridge"],
+            &[
+                "link",
+                "add",
+                "name",
+                self.bridge.as_str(),
+                "type",
+                "bridge",
+            ],
         );
         cmd::ip_ok(None, &["link", "set", self.bridge.as_str(), "up"]);
     }
@@ -448,7 +455,12 @@ fn add_all(net: &Net, pods: &[&Pod]) -> Vec<String> {
     let outs = in_parallel(pods.iter().map(|p| p.call("ADD", &conf)).collect());
     let mut all = Vec::new();
     for (pod, out) in pods.iter().zip(&outs) {
-        assert!(out.success(), "ADD of {} failed\n{}", pod.id, out.describe());
+        assert!(
+            out.success(),
+            "ADD of {} failed\n{}",
+            pod.id,
+            out.describe()
+        );
         let addrs = result_addrs(&out.json());
         assert_eq!(addrs.len(), 2, "{}", out.describe());
         let prefix4 = format!("10.159.{}.", net.k);
@@ -492,7 +504,12 @@ fn del_all(net: &Net, pods: &[&Pod]) {
     let conf = net.config();
     let outs = in_parallel(pods.iter().map(|p| p.call("DEL", &conf)).collect());
     for (pod, out) in pods.iter().zip(&outs) {
-        assert!(out.success(), "DEL of {} failed\n{}", pod.id, out.describe());
+        assert!(
+            out.success(),
+            "DEL of {} failed\n{}",
+            pod.id,
+            out.describe()
+        );
     }
 }
 
@@ -586,5 +603,814 @@ fn dels_interleaved_with_adds_of_other_pods_leave_nothing() {
     println!(
         "concurrency: 25 ADDs, then 25 DELs interleaved with 25 ADDs of other pods, 50 pings, 25 DELs ({:.1}s)",
         start.elapsed().as_secs_f64()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 2. Crashes.
+// ---------------------------------------------------------------------------
+
+/// A private directory of generated programs (shell scripts), removed on drop.
+struct Fakes {
+    dir: tempfile::TempDir,
+}
+
+impl Fakes {
+    fn new(tag: &str) -> Fakes {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("cni-rel-{tag}-"))
+            .tempdir()
+            .expect("create a temporary directory");
+        Fakes { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Installs `body` as the executable `name`. The file is written by a
+    /// child process (`install`), so no thread of this test binary ever
+    /// holds it open for writing and no exec of it fails with ETXTBSY.
+    fn install(&self, name: &str, body: &str) -> PathBuf {
+        let source = self.file(&format!(".{name}.src"));
+        std::fs::write(&source, format!("#!/bin/sh\n{body}\n")).expect("write script source");
+        let target = self.file(name);
+        cmd::run_ok(
+            "install",
+            &[
+                "-m".as_ref(),
+                "0755".as_ref(),
+                source.as_os_str(),
+                target.as_os_str(),
+            ],
+        );
+        target
+    }
+
+    /// Lines appended to the record file `name` by the fakes.
+    fn record(&self, name: &str) -> Vec<String> {
+        std::fs::read_to_string(self.file(name))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// The absolute path of `program` in the test's `PATH`.
+fn which(program: &str) -> String {
+    let out = cmd::run_ok("sh", &["-c", &format!("command -v {program}")]);
+    let path = out.trim().to_string();
+    assert!(
+        path.starts_with('/'),
+        "{program} not found in PATH: {out:?}"
+    );
+    path
+}
+
+/// A plugin process started in its own process group, so that whatever it
+/// spawned can be waited for (or killed) as a whole.
+struct Spawned {
+    child: Child,
+    pgid: Pid,
+    started: Instant,
+}
+
+impl Spawned {
+    /// Starts the binary of `plugin` with `call`'s environment and `stdin`.
+    fn start(plugin: &str, call: &PluginCall, stdin: &[u8]) -> Spawned {
+        let mut child = Command::new(plugin_path(plugin))
+            .env_clear()
+            .envs(call.environment())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .expect("spawn the plugin");
+        let pid = i32::try_from(child.id()).expect("pid fits i32");
+        if let Some(mut pipe) = child.stdin.take() {
+            // A config is far below the pipe buffer; a dead plugin is fine.
+            let _ = pipe.write_all(stdin);
+        }
+        Spawned {
+            child,
+            pgid: Pid::from_raw(pid),
+            started: Instant::now(),
+        }
+    }
+
+    fn pid(&self) -> Pid {
+        self.pgid
+    }
+
+    /// Waits for the plugin and then for every process it left in its
+    /// group (orphaned children finish on their own, as on a node).
+    fn finish(self) -> (ExitStatus, String, Duration) {
+        let pgid = self.pgid;
+        let started = self.started;
+        let out = self.child.wait_with_output().expect("wait for the plugin");
+        let took = started.elapsed();
+        wait_until(&format!("process group {pgid} to drain"), || {
+            killpg(pgid, None).is_err()
+        });
+        let text = format!(
+            "stdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status, text, took)
+    }
+}
+
+fn was_killed(status: ExitStatus) -> bool {
+    use std::os::unix::process::ExitStatusExt as _;
+    status.signal() == Some(Signal::SIGKILL as i32)
+}
+
+/// The lease directory is sound: only `lock`, `last_reserved_ip.<N>`
+/// holding an address, and leases named by an address whose content is
+/// exactly `<id>\r\n<ifname>` (never empty, never half-written, no other
+/// file such as a leftover temporary one).
+fn assert_store_sound(net: &Net, context: &str) {
+    for (name, content) in net.store() {
+        let text = String::from_utf8_lossy(&content);
+        if name == "lock" {
+            continue;
+        }
+        if let Some(index) = name.strip_prefix("last_reserved_ip.") {
+            assert!(index.parse::<usize>().is_ok(), "{context}: file {name}");
+            assert!(
+                text.parse::<IpAddr>().is_ok(),
+                "{context}: {name} holds {text:?}"
+            );
+            continue;
+        }
+        assert!(
+            name.parse::<IpAddr>().is_ok(),
+            "{context}: unexpected file {name} ({text:?}) in the lease directory"
+        );
+        let (id, ifname) = text
+            .split_once("\r\n")
+            .unwrap_or_else(|| panic!("{context}: lease {name} holds {text:?}"));
+        assert!(
+            !id.is_empty() && id.trim() == id && ifname == "eth0",
+            "{context}: lease {name} holds {text:?}"
+        );
+    }
+}
+
+/// What a killed ADD had done, seen before the DEL.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Left {
+    veth: bool,
+    lease: bool,
+    chain: bool,
+}
+
+/// The promises after a crash of `pod`'s ADD: a sound store, a DEL that
+/// succeeds and removes everything, and a working ADD (and DEL) of `other`.
+fn recover(net: &Net, pod: &Pod, other: &Pod, context: &str) -> Left {
+    let left = Left {
+        veth: kernel::link_exists(None, &pod.derived_veth()),
+        lease: pod.has_lease(net),
+        chain: !pod.rules().is_empty(),
+    };
+    assert_store_sound(net, context);
+    let conf = net.config();
+    let out = pod.call("DEL", &conf).run();
+    assert!(out.success(), "{context}: DEL failed\n{}", out.describe());
+    pod.assert_gone(net);
+    let out = other.call("ADD", &conf).run();
+    assert!(
+        out.success(),
+        "{context}: ADD of another container failed\n{}",
+        out.describe()
+    );
+    assert_eq!(
+        global_addrs(other.ns_name(), &other.ifname).len(),
+        2,
+        "{context}: addresses of the other container"
+    );
+    let out = other.call("DEL", &conf).run();
+    assert!(
+        out.success(),
+        "{context}: DEL of the other container\n{}",
+        out.describe()
+    );
+    other.assert_gone(net);
+    assert_eq!(net.leftovers(), BTreeMap::new(), "{context}: files left");
+    assert_store_sound(net, context);
+    left
+}
+
+/// A deterministic crash point: fakes that kill their parent (bridge), put
+/// in front of `CNI_PATH` and/or `PATH`. Each kill appends one line to the
+/// record file `killed`; `RELIABILITY_CRASH` (inherited by every child of
+/// bridge) selects the mode of iteration `i` from `modes`.
+struct CrashPoint {
+    fakes: Fakes,
+    cni_path: bool,
+    path: bool,
+    modes: Vec<&'static str>,
+}
+
+impl CrashPoint {
+    fn call(&self, pod: &Pod, i: usize) -> PluginCall {
+        let mut call = pod.call("ADD", &Value::Null);
+        if self.cni_path {
+            call = call.cni_path(format!(
+                "{}:{}",
+                self.fakes.path().display(),
+                plugin_dir().display()
+            ));
+        }
+        if self.path {
+            let path = call
+                .environment()
+                .get("PATH")
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            call = call.env("PATH", format!("{}:{path}", self.fakes.path().display()));
+        }
+        match self.modes.get(i % self.modes.len().max(1)) {
+            Some(mode) => call.env("RELIABILITY_CRASH", mode),
+            None => call,
+        }
+    }
+}
+
+/// Kills bridge ADD `kills` times at `point` and checks the recovery after
+/// each kill.
+fn crash_at_point(test: &str, k: u8, kills: usize, point: &str, setup: fn(&Net) -> CrashPoint) {
+    if !require_root(test) {
+        return;
+    }
+    let start = Instant::now();
+    let mut cleanup = Cleanup::new();
+    let net = Net::new(test, k, &mut cleanup);
+    let mut pod = Pod::new(&net, "rel-crash", &mut cleanup);
+    let other = Pod::new(&net, "rel-other", &mut cleanup);
+    let crash = setup(&net);
+    let conf = net.config().to_string();
+    let mut states: BTreeMap<Left, usize> = BTreeMap::new();
+    for i in 0..kills {
+        if i > 0 {
+            pod.renew("rel-crash", &mut cleanup);
+        }
+        let call = crash.call(&pod, i);
+        let (status, output, _) = Spawned::start("bridge", &call, conf.as_bytes()).finish();
+        let context = format!("{point}, kill {i}");
+        assert!(
+            was_killed(status),
+            "{context}: ADD was not killed ({status})\n{output}"
+        );
+        let killed = crash.fakes.record("killed");
+        assert_eq!(
+            killed.len(),
+            i + 1,
+            "{context}: the fake did not record its kill: {killed:?}"
+        );
+        *states
+            .entry(recover(&net, &pod, &other, &context))
+            .or_default() += 1;
+    }
+    println!(
+        "crashes {point}: {kills} kills ({}), state before DEL {states:?} ({:.1}s)",
+        crash.modes.join(", "),
+        start.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn crash_after_the_veth_exists_is_cleaned_by_del() {
+    crash_at_point(
+        "crash_after_the_veth_exists_is_cleaned_by_del",
+        3,
+        12,
+        "after the veth exists",
+        |net| {
+            let fakes = Fakes::new("veth");
+            let killed = fakes.file("killed");
+            // IPAM runs while bridge creates the veth: wait for it, never lease.
+            fakes.install(
+                "host-local",
+                &format!(
+                    "[ \"$CNI_COMMAND\" = ADD ] || exec '{real}' \"$@\"\n\
+                     veth=veth$(printf '%s' \"{net}/$CNI_CONTAINERID/$CNI_IFNAME\" | sha512sum | cut -c1-8)\n\
+                     i=0\n\
+                     while [ ! -e /sys/class/net/$veth ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i+1)); done\n\
+                     [ -e /sys/class/net/$veth ] && echo \"$veth\" >> '{killed}'\n\
+                     kill -9 $PPID\n\
+                     exit 1",
+                    real = plugin_path("host-local").display(),
+                    net = net.name,
+                    killed = killed.display()
+                ),
+            );
+            CrashPoint {
+                fakes,
+                cni_path: true,
+                path: false,
+                modes: Vec::new(),
+            }
+        },
+    );
+}
+
+#[test]
+fn crash_right_after_ipam_is_cleaned_by_del() {
+    crash_at_point(
+        "crash_right_after_ipam_is_cleaned_by_del",
+        4,
+        12,
+        "after IPAM",
+        |_| {
+            let fakes = Fakes::new("ipam");
+            let killed = fakes.file("killed");
+            // The real host-local leases, then bridge dies before reading it.
+            fakes.install(
+                "host-local",
+                &format!(
+                    "[ \"$CNI_COMMAND\" = ADD ] || exec '{real}' \"$@\"\n\
+                     out=$('{real}')\n\
+                     status=$?\n\
+                     [ $status = 0 ] && echo leased >> '{killed}'\n\
+                     kill -9 $PPID\n\
+                     printf '%s' \"$out\"\n\
+                     exit $status",
+                    real = plugin_path("host-local").display(),
+                    killed = killed.display()
+                ),
+            );
+            CrashPoint {
+                fakes,
+                cni_path: true,
+                path: false,
+                modes: Vec::new(),
+            }
+        },
+    );
+}
+
+#[test]
+fn crash_during_masquerade_setup_is_cleaned_by_del() {
+    crash_at_point(
+        "crash_during_masquerade_setup_is_cleaned_by_del",
+        5,
+        12,
+        "during masquerade setup",
+        |_| {
+            let fakes = Fakes::new("masq");
+            let killed = fakes.file("killed");
+            // Each family's restore kills bridge before or after applying
+            // its batch; the other family runs concurrently, unharmed.
+            for (program, family) in [("iptables-restore", "v4"), ("ip6tables-restore", "v6")] {
+                fakes.install(
+                    program,
+                    &format!(
+                        "case \"$RELIABILITY_CRASH\" in\n\
+                         {family}-before) echo before >> '{killed}'; kill -9 $PPID; exit 1 ;;\n\
+                         {family}-after) '{real}' \"$@\"; status=$?; echo \"after $status\" >> '{killed}'; kill -9 $PPID; exit $status ;;\n\
+                         esac\n\
+                         exec '{real}' \"$@\"",
+                        real = which(program),
+                        killed = killed.display()
+                    ),
+                );
+            }
+            CrashPoint {
+                fakes,
+                cni_path: false,
+                path: true,
+                modes: vec!["v4-before", "v4-after", "v6-before", "v6-after"],
+            }
+        },
+    );
+}
+
+#[test]
+fn kills_at_random_times_are_cleaned_by_del() {
+    let test = "kills_at_random_times_are_cleaned_by_del";
+    if !require_root(test) {
+        return;
+    }
+    let start = Instant::now();
+    let mut cleanup = Cleanup::new();
+    let net = Net::new(test, 6, &mut cleanup);
+    let mut pod = Pod::new(&net, "rel-rand", &mut cleanup);
+    let other = Pod::new(&net, "rel-other", &mut cleanup);
+    let conf = net.config().to_string();
+
+    // How long an ADD takes here, to spread the kills over it.
+    let (status, output, took) =
+        Spawned::start("bridge", &pod.call("ADD", &Value::Null), conf.as_bytes()).finish();
+    assert!(status.success(), "warm-up ADD failed\n{output}");
+    let out = pod.call("DEL", &net.config()).run();
+    assert!(out.success(), "{}", out.describe());
+    pod.assert_gone(&net);
+    let window = u64::try_from(took.as_micros())
+        .unwrap_or(u64::MAX)
+        .max(1000)
+        * 9
+        / 10;
+
+    let mut rng = Rng::from_clock();
+    let seed = rng.0;
+    let kills = 24;
+    let (mut killed, mut finished) = (0, 0);
+    let mut states: BTreeMap<Left, usize> = BTreeMap::new();
+    for i in 0..kills {
+        pod.renew("rel-rand", &mut cleanup);
+        let delay = Duration::from_micros(rng.below(window));
+        let whole_group = i % 2 == 1;
+        let running = Spawned::start("bridge", &pod.call("ADD", &Value::Null), conf.as_bytes());
+        std::thread::sleep(delay);
+        if whole_group {
+            let _ = killpg(running.pid(), Signal::SIGKILL);
+        } else {
+            let _ = kill(running.pid(), Signal::SIGKILL);
+        }
+        let (status, output, _) = running.finish();
+        if was_killed(status) {
+            killed += 1;
+        } else {
+            assert!(status.success(), "kill {i}: ADD failed\n{output}");
+            finished += 1;
+        }
+        let context = format!(
+            "random kill {i} after {delay:?} ({})",
+            if whole_group {
+                "process group"
+            } else {
+                "bridge only"
+            }
+        );
+        *states
+            .entry(recover(&net, &pod, &other, &context))
+            .or_default() += 1;
+    }
+    println!(
+        "crashes at random times (seed {seed}, window {window} us): {kills} kills sent, \
+         {killed} killed mid-ADD, {finished} ADDs already done, state before DEL {states:?} ({:.1}s)",
+        start.elapsed().as_secs_f64()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 3. Hostile and broken input.
+// ---------------------------------------------------------------------------
+
+const PLUGINS: [&str; 3] = ["bridge", "host-local", "loopback"];
+
+/// Requires the spec's error object (`code` in `codes`, a string `msg`,
+/// maybe `details`, our `cniVersion`), exit status 1 and no panic.
+fn assert_refused(out: &PluginOutput, codes: &[u64], what: &str) -> Value {
+    assert_eq!(
+        out.code(),
+        Some(1),
+        "{what}: exit status (success or a signal is wrong)\n{}",
+        out.describe()
+    );
+    let err: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{what}: stdout is not JSON ({e})\n{}", out.describe()));
+    let code = err["code"].as_u64();
+    assert!(
+        code.is_some_and(|c| codes.contains(&c)),
+        "{what}: code {code:?}, expected one of {codes:?}\n{}",
+        out.describe()
+    );
+    let msg = err["msg"].as_str().unwrap_or_else(|| {
+        panic!("{what}: no msg\n{}", out.describe());
+    });
+    let keys: BTreeSet<&str> = err
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    let allowed: BTreeSet<&str> = ["cniVersion", "code", "msg", "details"].into();
+    assert!(keys.is_subset(&allowed), "{what}: keys {keys:?}");
+    assert!(
+        !msg.contains("panicked") && !out.stderr_str().contains("panicked"),
+        "{what}: the plugin panicked\n{}",
+        out.describe()
+    );
+    err
+}
+
+/// How much of the host a refused call may have touched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Allowed {
+    /// Nothing: the bridge does not exist and the dataDir was never created.
+    Nothing,
+    /// The bridge (pre-created by the test) exists, and the IPAM plugin may
+    /// have created its store directory, but there is no port, no lease, no
+    /// rule.
+    StoreDir,
+}
+
+/// Checks that refused calls changed nothing: no bridge (or no port on the
+/// pre-created one), no veth of `pod`, only a DOWN `lo` in its namespace, no
+/// lease (no dataDir at all for [`Allowed::Nothing`]), no rule.
+fn assert_untouched(net: &Net, pod: &Pod, allowed: Allowed, what: &str) {
+    match allowed {
+        Allowed::Nothing => {
+            assert!(
+                !kernel::link_exists(None, &net.bridge),
+                "{what}: bridge {} created",
+                net.bridge
+            );
+            assert!(
+                !net.data_dir.exists(),
+                "{what}: dataDir created: {:?}",
+                net.store()
+            );
+        }
+        Allowed::StoreDir => {
+            assert_eq!(net.ports(), Vec::<String>::new(), "{what}: ports");
+            assert_eq!(net.leftovers(), BTreeMap::new(), "{what}: leases");
+        }
+    }
+    assert!(
+        !kernel::link_exists(None, &pod.derived_veth()),
+        "{what}: veth {} created",
+        pod.derived_veth()
+    );
+    assert_eq!(link_names(pod.ns_name()), ["lo"], "{what}: container links");
+    assert!(
+        !kernel::link_is_up(pod.ns_name(), "lo"),
+        "{what}: lo was set up"
+    );
+    assert_eq!(net.nat_lines(), Vec::<String>::new(), "{what}: nat rules");
+    assert_eq!(pod.rules(), Vec::<String>::new(), "{what}: chain");
+}
+
+/// A bad input: which plugin, a call, the codes it may be answered with.
+struct Bad {
+    plugin: &'static str,
+    label: String,
+    call: PluginCall,
+    codes: &'static [u64],
+}
+
+/// Runs the bad inputs on two threads; every one must be refused. Returns
+/// how many were tried per plugin.
+fn refuse_all(bad: Vec<Bad>) -> BTreeMap<&'static str, usize> {
+    let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for b in &bad {
+        *counts.entry(b.plugin).or_default() += 1;
+    }
+    let (even, odd): (Vec<_>, Vec<_>) = bad.into_iter().enumerate().partition(|(i, _)| i % 2 == 0);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = [even, odd]
+            .into_iter()
+            .map(|half| {
+                scope.spawn(move || {
+                    for (_, b) in half {
+                        let out = b.call.run();
+                        assert_refused(&out, b.codes, &format!("{} {}", b.plugin, b.label));
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            if let Err(panic) = worker.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    });
+    counts
+}
+
+fn total(counts: &BTreeMap<&'static str, usize>) -> usize {
+    counts.values().sum()
+}
+
+#[test]
+fn crio_config_truncated_at_every_offset_is_a_decoding_error() {
+    let test = "crio_config_truncated_at_every_offset_is_a_decoding_error";
+    if !require_root(test) {
+        return;
+    }
+    let mut cleanup = Cleanup::new();
+    let net = Net::new(test, 20, &mut cleanup);
+    let pod = Pod::new(&net, "rel-trunc", &mut cleanup);
+    let text = net.crio_text();
+    let whole = text.trim_end().len();
+    let mut bad = Vec::new();
+    for plugin in PLUGINS {
+        for cut in 0..whole {
+            let commands: &[&str] = if cut % 5 == 0 {
+                &["ADD", "DEL", "CHECK"]
+            } else {
+                &["ADD"]
+            };
+            for command in commands {
+                bad.push(Bad {
+                    plugin,
+                    label: format!("{command} of the first {cut} bytes"),
+                    call: pod.call_of(plugin, command, &text.as_bytes()[..cut]),
+                    codes: &[6],
+                });
+            }
+        }
+    }
+    let counts = refuse_all(bad);
+    assert_untouched(&net, &pod, Allowed::Nothing, "after the truncations");
+    println!(
+        "bad input: CRI-O config ({whole} bytes) truncated at every offset: {} calls {counts:?}",
+        total(&counts)
+    );
+}
+
+/// A JSON kind and the wrong-typed values tried for a field of that kind.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Bool,
+    Str,
+    Int,
+    Array,
+    Object,
+}
+
+impl Kind {
+    fn wrong_values(self) -> Vec<Value> {
+        match self {
+            Kind::Bool => vec![json!("true"), json!(1), json!([]), json!({})],
+            Kind::Str => vec![json!(1), json!(true), json!([]), json!({})],
+            Kind::Int => vec![json!("1"), json!(true), json!([]), json!({}), json!(1.5)],
+            Kind::Array => vec![json!("x"), json!(1), json!(true), json!({})],
+            Kind::Object => vec![json!("x"), json!(1), json!(true), json!([])],
+        }
+    }
+}
+
+/// Sets `value` at `path` (object keys, or array indexes as digits),
+/// creating what is missing on the way.
+fn set_path(conf: &mut Value, path: &[&str], value: Value) {
+    let Some((last, parents)) = path.split_last() else {
+        *conf = value;
+        return;
+    };
+    let mut at = conf;
+    for (i, key) in parents.iter().enumerate() {
+        let next_is_index = path[i + 1].parse::<usize>().is_ok();
+        let empty = if next_is_index { json!([]) } else { json!({}) };
+        at = child(at, key, empty);
+    }
+    *child(at, last, Value::Null) = value;
+}
+
+fn child<'a>(at: &'a mut Value, key: &str, empty: Value) -> &'a mut Value {
+    match key.parse::<usize>() {
+        Ok(index) => {
+            if !at.is_array() {
+                *at = json!([]);
+            }
+            let items = at.as_array_mut().expect("just made an array");
+            while items.len() <= index {
+                items.push(empty.clone());
+            }
+            &mut items[index]
+        }
+        Err(_) => {
+            if !at.is_object() {
+                *at = json!({});
+            }
+            let fields = at.as_object_mut().expect("just made an object");
+            fields.entry(key.to_string()).or_insert(empty)
+        }
+    }
+}
+
+/// Fields every plugin parses (the dispatcher's `NetConf`).
+const COMMON_FIELDS: &[(&[&str], Kind)] = &[
+    (&["cniVersion"], Kind::Str),
+    (&["name"], Kind::Str),
+    (&["type"], Kind::Str),
+    (&["cniVersions"], Kind::Array),
+    (&["cniVersions", "0"], Kind::Str),
+    (&["ipMasq"], Kind::Bool),
+    (&["ipam"], Kind::Object),
+    (&["ipam", "type"], Kind::Str),
+    (&["dns"], Kind::Object),
+    (&["dns", "nameservers"], Kind::Array),
+    (&["dns", "nameservers", "0"], Kind::Str),
+    (&["dns", "domain"], Kind::Str),
+    (&["dns", "search"], Kind::Array),
+    (&["dns", "options"], Kind::Array),
+    (&["disableCheck"], Kind::Bool),
+    (&["disableGC"], Kind::Bool),
+    (&["cni.dev/valid-attachments"], Kind::Array),
+    (&["cni.dev/valid-attachments", "0"], Kind::Object),
+];
+
+/// Fields only bridge parses.
+const BRIDGE_FIELDS: &[(&[&str], Kind)] = &[
+    (&["bridge"], Kind::Str),
+    (&["isGateway"], Kind::Bool),
+    (&["isDefaultGateway"], Kind::Bool),
+    (&["forceAddress"], Kind::Bool),
+    (&["hairpinMode"], Kind::Bool),
+    (&["promiscMode"], Kind::Bool),
+    (&["macspoofchk"], Kind::Bool),
+    (&["enabledad"], Kind::Bool),
+    (&["disableContainerInterface"], Kind::Bool),
+    (&["portIsolation"], Kind::Bool),
+    (&["preserveDefaultVlan"], Kind::Bool),
+    (&["ipMasqBackend"], Kind::Str),
+    (&["mtu"], Kind::Int),
+    (&["vlan"], Kind::Int),
+    (&["vlanTrunk"], Kind::Array),
+    (&["vlanTrunk", "0"], Kind::Object),
+    (&["vlanTrunk", "0", "id"], Kind::Int),
+    (&["vlanTrunk", "0", "minID"], Kind::Int),
+    (&["vlanTrunk", "0", "maxID"], Kind::Int),
+    (&["args", "cni", "mac"], Kind::Str),
+    (&["runtimeConfig", "mac"], Kind::Str),
+];
+
+/// Fields host-local parses (directly, or behind bridge).
+const IPAM_FIELDS: &[(&[&str], Kind)] = &[
+    (&["args"], Kind::Object),
+    (&["args", "cni"], Kind::Object),
+    (&["args", "cni", "ips"], Kind::Array),
+    (&["args", "cni", "ips", "0"], Kind::Str),
+    (&["runtimeConfig"], Kind::Object),
+    (&["runtimeConfig", "ips"], Kind::Array),
+    (&["runtimeConfig", "ips", "0"], Kind::Str),
+    (&["runtimeConfig", "ipRanges"], Kind::Array),
+    (&["runtimeConfig", "ipRanges", "0"], Kind::Array),
+    (
+        &["runtimeConfig", "ipRanges", "0", "0", "subnet"],
+        Kind::Str,
+    ),
+    (&["ipam", "dataDir"], Kind::Str),
+    (&["ipam", "resolvConf"], Kind::Str),
+    (&["ipam", "routes"], Kind::Array),
+    (&["ipam", "routes", "0"], Kind::Object),
+    (&["ipam", "routes", "0", "dst"], Kind::Str),
+    (&["ipam", "routes", "0", "gw"], Kind::Str),
+    (&["ipam", "ranges"], Kind::Array),
+    (&["ipam", "ranges", "0"], Kind::Array),
+    (&["ipam", "ranges", "0", "0"], Kind::Object),
+    (&["ipam", "ranges", "0", "0", "subnet"], Kind::Str),
+    (&["ipam", "ranges", "0", "0", "rangeStart"], Kind::Str),
+    (&["ipam", "ranges", "0", "0", "rangeEnd"], Kind::Str),
+    (&["ipam", "ranges", "0", "0", "gateway"], Kind::Str),
+    (&["ipam", "subnet"], Kind::Str),
+    (&["ipam", "rangeStart"], Kind::Str),
+    (&["ipam", "rangeEnd"], Kind::Str),
+    (&["ipam", "gateway"], Kind::Str),
+];
+
+#[test]
+fn every_field_with_a_wrong_json_type_is_refused() {
+    let test = "every_field_with_a_wrong_json_type_is_refused";
+    if !require_root(test) {
+        return;
+    }
+    let mut cleanup = Cleanup::new();
+    let net = Net::new(test, 21, &mut cleanup);
+    net.create_bridge();
+    let pod = Pod::new(&net, "rel-types", &mut cleanup);
+    let base = net.config();
+    let mut bad = Vec::new();
+    for plugin in PLUGINS {
+        let mut fields: Vec<(&[&str], Kind)> = COMMON_FIELDS.to_vec();
+        if plugin == "bridge" {
+            fields.extend_from_slice(BRIDGE_FIELDS);
+        }
+        if plugin != "loopback" {
+            fields.extend_from_slice(IPAM_FIELDS);
+        }
+        for (path, kind) in fields {
+            // The dispatcher decodes these two itself (code 6).
+            let codes: &'static [u64] = if path == ["name"] || path == ["cniVersion"] {
+                &[6]
+            } else {
+                &[7]
+            };
+            for value in kind.wrong_values() {
+                let mut conf = base.clone();
+                set_path(&mut conf, path, value.clone());
+                bad.push(Bad {
+                    plugin,
+                    label: format!("ADD with {} = {value}", path.join(".")),
+                    call: pod.call_of(plugin, "ADD", conf.to_string()),
+                    codes,
+                });
+            }
+        }
+    }
+    let counts = refuse_all(bad);
+    assert_untouched(&net, &pod, Allowed::StoreDir, "after the type confusion");
+    assert!(!net.data_dir.exists(), "the dataDir was created");
+    println!(
+        "bad input: wrong JSON types per field: {} calls {counts:?}",
+        total(&counts)
     );
 }
