@@ -46,8 +46,8 @@ pub enum LinkError {
     Netlink(#[from] NetlinkError),
 }
 
-/// Creates the bridge unless it exists, checks that an existing link of
-/// that name is a bridge, applies promiscuous mode, `accept_ra=0`, and sets
+/// Checks the bridge name, creates the bridge unless it exists, checks that
+/// an existing link of that name is a bridge, applies promiscuous mode, `accept_ra=0`, and sets
 /// it up. An existing bridge's MTU and VLAN filtering are left alone.
 ///
 /// # Errors
@@ -57,6 +57,9 @@ pub fn ensure_bridge(host: &Kernel, conf: &BridgeConfig) -> Result<Link, LinkErr
         bridge: conf.bridge.clone(),
         reason,
     };
+    // The kernel's name rules, checked before the name reaches netlink: a
+    // name longer than a netlink attribute can hold would panic the encoder.
+    cni_types::skel::validate_ifname(&conf.bridge).map_err(|err| failed(err.msg))?;
     let mut bridge = host
         .link_by_name(&conf.bridge)
         .map_err(|e| failed(e.to_string()))?;

@@ -21,6 +21,9 @@ use std::net::IpAddr;
 use std::os::fd::RawFd;
 use tokio::runtime::Runtime;
 
+/// Longest Linux interface name in bytes (`IFNAMSIZ` - 1).
+const IFNAME_MAX: usize = 15;
+
 /// A failed netlink request.
 #[derive(Debug, thiserror::Error)]
 #[error("{action}: {reason}")]
@@ -190,6 +193,11 @@ impl Kernel {
     /// # Errors
     /// [`NetlinkError`] for any other failure.
     pub fn link_by_name(&self, name: &str) -> Result<Option<Link>, NetlinkError> {
+        // No link has a longer name, and one longer than a netlink attribute
+        // can hold (from a config or a prevResult) would panic the encoder.
+        if name.len() > IFNAME_MAX {
+            return Ok(None);
+        }
         let request = self.handle.link().get().match_name(name).execute();
         self.first_link(request, format!("look up link \"{name}\""))
     }
