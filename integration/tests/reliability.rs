@@ -1067,6 +1067,16 @@ fn kills_at_random_times_are_cleaned_by_del() {
 
 const PLUGINS: [&str; 3] = ["bridge", "host-local", "loopback"];
 
+/// The plugin's output for a failure message, cut to a readable size.
+fn brief(out: &PluginOutput) -> String {
+    let text = out.describe();
+    if text.len() <= 4000 {
+        return text;
+    }
+    let cut = (0..=2000).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+    format!("{}… ({} bytes)", &text[..cut], text.len())
+}
+
 /// Requires the spec's error object (`code` in `codes`, a string `msg`,
 /// maybe `details`, our `cniVersion`), exit status 1 and no panic.
 fn assert_refused(out: &PluginOutput, codes: &[u64], what: &str) -> Value {
@@ -1074,18 +1084,18 @@ fn assert_refused(out: &PluginOutput, codes: &[u64], what: &str) -> Value {
         out.code(),
         Some(1),
         "{what}: exit status (success or a signal is wrong)\n{}",
-        out.describe()
+        brief(out)
     );
     let err: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{what}: stdout is not JSON ({e})\n{}", out.describe()));
+        .unwrap_or_else(|e| panic!("{what}: stdout is not JSON ({e})\n{}", brief(out)));
     let code = err["code"].as_u64();
     assert!(
         code.is_some_and(|c| codes.contains(&c)),
         "{what}: code {code:?}, expected one of {codes:?}\n{}",
-        out.describe()
+        brief(out)
     );
     let msg = err["msg"].as_str().unwrap_or_else(|| {
-        panic!("{what}: no msg\n{}", out.describe());
+        panic!("{what}: no msg\n{}", brief(out));
     });
     let keys: BTreeSet<&str> = err
         .as_object()
@@ -1096,7 +1106,7 @@ fn assert_refused(out: &PluginOutput, codes: &[u64], what: &str) -> Value {
     assert!(
         !msg.contains("panicked") && !out.stderr_str().contains("panicked"),
         "{what}: the plugin panicked\n{}",
-        out.describe()
+        brief(out)
     );
     err
 }
@@ -1156,32 +1166,57 @@ struct Bad {
     codes: &'static [u64],
 }
 
-/// Runs the bad inputs on two threads; every one must be refused. Returns
-/// how many were tried per plugin.
-fn refuse_all(bad: Vec<Bad>) -> BTreeMap<&'static str, usize> {
+/// Runs the bad inputs, on two threads when `parallel` (only for inputs the
+/// dispatcher refuses: two ADDs of one container that get as far as the
+/// veth would collide); every one must be refused. All failures are
+/// reported together. Returns how many were tried per plugin.
+fn refuse_all(bad: Vec<Bad>, parallel: bool) -> BTreeMap<&'static str, usize> {
     let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
     for b in &bad {
         *counts.entry(b.plugin).or_default() += 1;
     }
-    let (even, odd): (Vec<_>, Vec<_>) = bad.into_iter().enumerate().partition(|(i, _)| i % 2 == 0);
-    std::thread::scope(|scope| {
+    let (even, odd): (Vec<_>, Vec<_>) = bad.into_iter().enumerate().partition(|(i, _)| !parallel || i % 2 == 0);
+    let mut failures: Vec<(bool, String)> = std::thread::scope(|scope| {
         let workers: Vec<_> = [even, odd]
             .into_iter()
             .map(|half| {
                 scope.spawn(move || {
+                    let mut failures = Vec::new();
                     for (_, b) in half {
                         let out = b.call.run();
-                        assert_refused(&out, b.codes, &format!("{} {}", b.plugin, b.label));
+                        let what = format!("{} {}", b.plugin, b.label);
+                        let checked = std::panic::catch_unwind(|| {
+                            assert_refused(&out, b.codes, &what);
+                        });
+                        if let Err(panic) = checked {
+                            let text = panic
+                                .downcast_ref::<String>()
+                                .cloned()
+                                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                                .unwrap_or_default();
+                            failures.push((!out.success(), text));
+                        }
                     }
+                    failures
                 })
             })
             .collect();
-        for worker in workers {
-            if let Err(panic) = worker.join() {
-                std::panic::resume_unwind(panic);
-            }
-        }
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("bad-input worker panicked"))
+            .collect()
     });
+    failures.sort();
+    assert!(
+        failures.is_empty(),
+        "{} bad inputs were not refused properly:\n{}",
+        failures.len(),
+        failures
+            .iter()
+            .map(|(_, text)| text.as_str())
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    );
     counts
 }
 
@@ -1218,7 +1253,7 @@ fn crio_config_truncated_at_every_offset_is_a_decoding_error() {
             }
         }
     }
-    let counts = refuse_all(bad);
+    let counts = refuse_all(bad, true);
     assert_untouched(&net, &pod, Allowed::Nothing, "after the truncations");
     println!(
         "bad input: CRI-O config ({whole} bytes) truncated at every offset: {} calls {counts:?}",
@@ -1406,11 +1441,444 @@ fn every_field_with_a_wrong_json_type_is_refused() {
             }
         }
     }
-    let counts = refuse_all(bad);
+    let counts = refuse_all(bad, false);
     assert_untouched(&net, &pod, Allowed::StoreDir, "after the type confusion");
     assert!(!net.data_dir.exists(), "the dataDir was created");
     println!(
         "bad input: wrong JSON types per field: {} calls {counts:?}",
+        total(&counts)
+    );
+}
+
+#[test]
+fn bad_commands_variables_container_ids_and_ifnames_are_refused() {
+    let test = "bad_commands_variables_container_ids_and_ifnames_are_refused";
+    if !require_root(test) {
+        return;
+    }
+    let mut cleanup = Cleanup::new();
+    let net = Net::new(test, 23, &mut cleanup);
+    let pod = Pod::new(&net, "rel-env", &mut cleanup);
+    let conf = net.config().to_string();
+    let long_command = "X".repeat(1000);
+    let commands = [
+        "FOO", "add", "ADD ", " ADD", "DELETE", "VERSION2", "ÄDD", long_command.as_str(),
+    ];
+    let ids = [
+        "-x", ".x", "_x", "a/b", "../x", "a b", "a\nb", "a;b", "a$b", "ä", "a\tb", "x:y", "a*",
+    ];
+    let long_ifname = "e".repeat(100);
+    let ifnames = [
+        "eth0eth0eth0eth0", long_ifname.as_str(), ".", "..", "a/b", "a:b", "a b", "eth0\n",
+        "\t", "a\u{a0}b",
+    ];
+    let mut bad = Vec::new();
+    for plugin in PLUGINS {
+        for command in commands {
+            bad.push(Bad {
+                plugin,
+                label: format!("CNI_COMMAND={command:?}"),
+                call: pod.call_of(plugin, command, conf.clone()),
+                codes: &[4],
+            });
+        }
+        for command in ["ADD", "DEL", "CHECK"] {
+            let mut required = vec!["CNI_CONTAINERID", "CNI_IFNAME", "CNI_PATH"];
+            if command != "DEL" {
+                required.push("CNI_NETNS");
+            }
+            for var in required {
+                for (how, call) in [
+                    ("unset", pod.call_of(plugin, command, conf.clone()).unset(var)),
+                    ("empty", pod.call_of(plugin, command, conf.clone()).env(var, "")),
+                ] {
+                    bad.push(Bad {
+                        plugin,
+                        label: format!("{command} with {var} {how}"),
+                        call,
+                        codes: &[4],
+                    });
+                }
+            }
+            for id in ids {
+                bad.push(Bad {
+                    plugin,
+                    label: format!("{command} with container ID {id:?}"),
+                    call: pod.call_of(plugin, command, conf.clone()).container_id(id),
+                    codes: &[4],
+                });
+            }
+            for ifname in ifnames {
+                bad.push(Bad {
+                    plugin,
+                    label: format!("{command} with ifname {ifname:?}"),
+                    call: pod.call_of(plugin, command, conf.clone()).ifname(ifname),
+                    codes: &[4],
+                });
+            }
+        }
+    }
+    let counts = refuse_all(bad, true);
+    assert_untouched(&net, &pod, Allowed::Nothing, "after the bad environments");
+    println!(
+        "bad input: unknown commands, missing/empty variables, bad container IDs and ifnames: {} calls {counts:?}",
+        total(&counts)
+    );
+}
+
+#[test]
+fn path_traversal_in_network_names_and_data_dirs_is_refused() {
+    let test = "path_traversal_in_network_names_and_data_dirs_is_refused";
+    if !require_root(test) {
+        return;
+    }
+    let mut cleanup = Cleanup::new();
+    let net = Net::new(test, 24, &mut cleanup);
+    net.create_bridge();
+    let pod = Pod::new(&net, "rel-path", &mut cleanup);
+    let base = net.config();
+    // Where an escape from the dataDir's parent would land.
+    let escaped = std::env::temp_dir().join(&net.name);
+    cleanup.remove_path(&escaped);
+    let names = [
+        "../x", "a/b", ".", "..", "x/../../y", "-x", " x", "x y", "x\n", "ä", "",
+    ];
+    let data = net.data_dir.display().to_string();
+    let data_dirs = [
+        format!("{data}/../.."),
+        format!("{data}/a/../.."),
+        format!("{data}/.."),
+        "..".to_string(),
+        "a/../../b".to_string(),
+        format!("{data}/x\u{0}y"),
+    ];
+    let mut bad = Vec::new();
+    for plugin in PLUGINS {
+        for command in ["ADD", "DEL", "CHECK"] {
+            for name in names {
+                let mut conf = base.clone();
+                conf["name"] = json!(name);
+                bad.push(Bad {
+                    plugin,
+                    label: format!("{command} with network name {name:?}"),
+                    call: pod.call_of(plugin, command, conf.to_string()),
+                    codes: &[7],
+                });
+            }
+            if plugin == "loopback" {
+                continue;
+            }
+            for dir in &data_dirs {
+                let mut conf = base.clone();
+                conf["ipam"]["dataDir"] = json!(dir);
+                bad.push(Bad {
+                    plugin,
+                    label: format!("{command} with dataDir {dir:?}"),
+                    call: pod.call_of(plugin, command, conf.to_string()),
+                    codes: &[7],
+                });
+            }
+        }
+    }
+    let counts = refuse_all(bad, false);
+    assert_untouched(&net, &pod, Allowed::StoreDir, "after the traversals");
+    assert!(!net.data_dir.exists(), "the dataDir was created");
+    assert!(!escaped.exists(), "{} was created", escaped.display());
+    println!(
+        "bad input: path traversal in network names and dataDirs: {} calls {counts:?}",
+        total(&counts)
+    );
+}
+
+#[test]
+fn cidrs_and_addresses_of_the_wrong_family_are_refused() {
+    let test = "cidrs_and_addresses_of_the_wrong_family_are_refused";
+    if !require_root(test) {
+        return;
+    }
+    let mut cleanup = Cleanup::new();
+    let net = Net::new(test, 25, &mut cleanup);
+    net.create_bridge();
+    let pod = Pod::new(&net, "rel-family", &mut cleanup);
+    let (v4, v6) = (net.subnet4(), net.subnet6());
+    let (gw4, gw6) = (net.gw4(), net.gw6());
+    let ranges = |range: Value| json!([[range]]);
+    let ipam_cases: Vec<(&str, Value)> = vec![
+        ("v4 subnet, v6 gateway", json!({"ranges": ranges(json!({"subnet": v4, "gateway": gw6}))})),
+        ("v4 subnet, v6 rangeStart", json!({"ranges": ranges(json!({"subnet": v4, "rangeStart": format!("{gw6}5")}))})),
+        ("v4 subnet, v6 rangeEnd", json!({"ranges": ranges(json!({"subnet": v4, "rangeEnd": format!("{gw6}5")}))})),
+        ("v6 subnet, v4 gateway", json!({"ranges": ranges(json!({"subnet": v6, "gateway": gw4}))})),
+        ("v6 subnet, v4 rangeStart", json!({"ranges": ranges(json!({"subnet": v6, "rangeStart": gw4}))})),
+        ("legacy v4 subnet, v6 gateway", json!({"ranges": null, "subnet": v4, "gateway": gw6})),
+        ("legacy v4 subnet, v6 rangeEnd", json!({"ranges": null, "subnet": v4, "rangeEnd": gw6})),
+        ("both families in one set", json!({"ranges": [[{"subnet": v4}, {"subnet": v6}]]})),
+    ];
+    let base = net.config();
+    let mut bad = Vec::new();
+    for plugin in ["bridge", "host-local"] {
+        for (label, ipam) in &ipam_cases {
+            let mut conf = base.clone();
+            for (key, value) in ipam.as_object().expect("object") {
+                if value.is_null() {
+                    conf["ipam"].as_object_mut().expect("ipam").remove(key);
+                } else {
+                    conf["ipam"][key] = value.clone();
+                }
+            }
+            bad.push(Bad {
+                plugin,
+                label: label.to_string(),
+                call: pod.call_of(plugin, "ADD", conf.to_string()),
+                codes: &[7],
+            });
+        }
+        // A v4-only network asked for a v6 address (and the reverse).
+        let mut v4_only = base.clone();
+        v4_only["ipam"]["ranges"] = json!([[{"subnet": v4}]]);
+        let mut v6_only = base.clone();
+        v6_only["ipam"]["ranges"] = json!([[{"subnet": v6}]]);
+        for (label, conf, args) in [
+            ("v6 IP= in a v4 network", &v4_only, format!("IgnoreUnknown=1;IP={gw6}5")),
+            ("v4 IP= in a v6 network", &v6_only, format!("IgnoreUnknown=1;IP={gw4}0")),
+        ] {
+            bad.push(Bad {
+                plugin,
+                label: label.to_string(),
+                call: pod.call_of(plugin, "ADD", conf.to_string()).args(&args),
+                codes: &[999],
+            });
+        }
+        let mut conf = v4_only.clone();
+        conf["runtimeConfig"] = json!({"ips": [format!("{gw6}5/64")]});
+        bad.push(Bad {
+            plugin,
+            label: "runtimeConfig.ips of the other family".to_string(),
+            call: pod.call_of(plugin, "ADD", conf.to_string()),
+            codes: &[999],
+        });
+    }
+    // Routes whose gateway is of the other family: host-local hands them
+    // over, bridge cannot install them and must roll everything back.
+    // (An IPv4 route via an IPv6 gateway is valid: RFC 5549.)
+    for route in [json!({"dst": "::/0", "gw": gw4})] {
+        let mut conf = base.clone();
+        conf["ipam"]["routes"] = json!([route]);
+        bad.push(Bad {
+            plugin: "bridge",
+            label: format!("route {route}"),
+            call: pod.call_of("bridge", "ADD", conf.to_string()),
+            codes: &[999],
+        });
+    }
+    let counts = refuse_all(bad, false);
+    assert_untouched(&net, &pod, Allowed::StoreDir, "after the wrong families");
+    println!(
+        "bad input: CIDRs, ranges, requested IPs and routes of the wrong family: {} calls {counts:?}",
+        total(&counts)
+    );
+}
+
+#[test]
+fn cni_netns_that_is_not_a_network_namespace_is_refused() {
+    let test = "cni_netns_that_is_not_a_network_namespace_is_refused";
+    if !require_root(test) {
+        return;
+    }
+    let mut cleanup = Cleanup::new();
+    let net = Net::new(test, 26, &mut cleanup);
+    let pod = Pod::new(&net, "rel-netns", &mut cleanup);
+    let scratch = Fakes::new("netns");
+    let file = scratch.file("regular");
+    std::fs::write(&file, "not a namespace").expect("write a regular file");
+    let link = scratch.file("link-to-regular");
+    std::os::unix::fs::symlink(&file, &link).expect("symlink");
+    let missing = PathBuf::from("/run/netns").join(unique_name("rel-missing"));
+    let paths: Vec<PathBuf> = vec![
+        file,
+        link,
+        scratch.path().to_path_buf(),
+        "/proc/self/ns/mnt".into(),
+        "/proc/self/ns/pid".into(),
+        "/proc/self/ns".into(),
+        "/proc/self/status".into(),
+        "/dev/null".into(),
+        "relative/netns".into(),
+        missing,
+    ];
+    let conf = net.config().to_string();
+    let mut bad = Vec::new();
+    for plugin in ["bridge", "loopback"] {
+        for command in ["ADD", "CHECK"] {
+            for path in &paths {
+                bad.push(Bad {
+                    plugin,
+                    label: format!("{command} with CNI_NETNS={}", path.display()),
+                    call: pod.call_of(plugin, command, conf.clone()).netns(path),
+                    codes: &[999],
+                });
+            }
+        }
+    }
+    let counts = refuse_all(bad, true);
+    // CHECK runs the IPAM CHECK before entering the namespace (as the
+    // reference does), and host-local opens its store for that: the lock
+    // file may exist, nothing else, and the bridge must not.
+    assert!(!kernel::link_exists(None, &net.bridge), "bridge created");
+    assert_untouched(&net, &pod, Allowed::StoreDir, "after the bad namespaces");
+    println!(
+        "bad input: CNI_NETNS not a network namespace: {} calls {counts:?}",
+        total(&counts)
+    );
+}
+
+#[test]
+fn cni_path_without_a_usable_ipam_plugin_is_refused() {
+    let test = "cni_path_without_a_usable_ipam_plugin_is_refused";
+    if !require_root(test) {
+        return;
+    }
+    let mut cleanup = Cleanup::new();
+    let net = Net::new(test, 27, &mut cleanup);
+    net.create_bridge();
+    let pod = Pod::new(&net, "rel-cnipath", &mut cleanup);
+    let conf = net.config().to_string();
+    let dirs: Vec<(String, Fakes)> = vec![
+        ("host-local is a directory".into(), {
+            let f = Fakes::new("dir");
+            std::fs::create_dir(f.file("host-local")).expect("mkdir");
+            f
+        }),
+        ("host-local is not executable".into(), {
+            let f = Fakes::new("noexec");
+            std::fs::write(f.file("host-local"), "#!/bin/sh\nexit 0\n").expect("write");
+            f
+        }),
+        ("host-local is a dangling symlink".into(), {
+            let f = Fakes::new("dangling");
+            std::os::unix::fs::symlink("/nonexistent/host-local", f.file("host-local"))
+                .expect("symlink");
+            f
+        }),
+        ("host-local prints garbage".into(), {
+            let f = Fakes::new("garbage");
+            f.install("host-local", "echo '{not json'");
+            f
+        }),
+        ("host-local prints nothing".into(), {
+            let f = Fakes::new("silent");
+            f.install("host-local", "exit 0");
+            f
+        }),
+        ("host-local fails silently".into(), {
+            let f = Fakes::new("false");
+            f.install("host-local", "exit 3");
+            f
+        }),
+    ];
+    let mut bad = Vec::new();
+    for (label, dir) in &dirs {
+        bad.push(Bad {
+            plugin: "bridge",
+            label: label.clone(),
+            call: pod
+                .call_of("bridge", "ADD", conf.clone())
+                .cni_path(dir.path()),
+            codes: &[999],
+        });
+    }
+    for (label, path) in [
+        ("only empty entries", "::"),
+        ("missing directories", "/nonexistent/a:/nonexistent/b"),
+        ("a relative directory", "relative/bin"),
+    ] {
+        for command in ["ADD", "DEL"] {
+            bad.push(Bad {
+                plugin: "bridge",
+                label: format!("{command} with CNI_PATH of {label}"),
+                call: pod.call_of("bridge", command, conf.clone()).cni_path(path),
+                codes: &[999],
+            });
+        }
+    }
+    let counts = refuse_all(bad, false);
+    assert_untouched(&net, &pod, Allowed::StoreDir, "after the bad CNI_PATHs");
+    println!(
+        "bad input: CNI_PATH without a usable IPAM plugin: {} calls {counts:?}",
+        total(&counts)
+    );
+}
+
+#[test]
+fn huge_and_deeply_nested_input_is_refused() {
+    let test = "huge_and_deeply_nested_input_is_refused";
+    if !require_root(test) {
+        return;
+    }
+    let mut cleanup = Cleanup::new();
+    let net = Net::new(test, 28, &mut cleanup);
+    net.create_bridge();
+    let pod = Pod::new(&net, "rel-huge", &mut cleanup);
+    let base = net.config();
+    const MB: usize = 1 << 20;
+    let mut nested = base.to_string();
+    nested.pop();
+    nested.push_str(&format!(",\"x\":{}{}}}", "[".repeat(MB), "]".repeat(MB)));
+    let generic: Vec<(&str, Vec<u8>, &'static [u64])> = vec![
+        ("10 MB of garbage", vec![b'x'; 10 * MB], &[6]),
+        ("10 MB of [", vec![b'['; 10 * MB], &[6]),
+        ("10 MB of whitespace", vec![b' '; 10 * MB], &[6]),
+        ("an unknown key nested 1M deep", nested.into_bytes(), &[6]),
+        ("17 MB (over the limit)", vec![b' '; 17 * MB], &[5]),
+    ];
+    let mut bad = Vec::new();
+    for plugin in PLUGINS {
+        for (label, stdin, codes) in &generic {
+            bad.push(Bad {
+                plugin,
+                label: label.to_string(),
+                call: pod.call_of(plugin, "ADD", stdin.clone()),
+                codes,
+            });
+        }
+    }
+    // Names far beyond what the kernel, the file system or iptables take.
+    for len in [16, 300, 70_000, 10 * MB] {
+        let mut conf = base.clone();
+        conf["bridge"] = json!("b".repeat(len));
+        bad.push(Bad {
+            plugin: "bridge",
+            label: format!("a bridge name of {len} bytes"),
+            call: pod.call_of("bridge", "ADD", conf.to_string()),
+            codes: &[999],
+        });
+    }
+    for plugin in ["bridge", "host-local"] {
+        for len in [300, 10 * MB] {
+            let mut conf = base.clone();
+            conf["name"] = json!("n".repeat(len));
+            bad.push(Bad {
+                plugin,
+                label: format!("a network name of {len} bytes"),
+                call: pod.call_of(plugin, "ADD", conf.to_string()),
+                codes: &[5],
+            });
+        }
+    }
+    // 300 bytes still fit an iptables comment; 100000 do not.
+    for len in [100_000] {
+        bad.push(Bad {
+            plugin: "bridge",
+            label: format!("a container ID of {len} bytes"),
+            call: pod
+                .call_of("bridge", "ADD", base.to_string())
+                .container_id(&"c".repeat(len)),
+            codes: &[999],
+        });
+    }
+    let counts = refuse_all(bad, false);
+    assert_untouched(&net, &pod, Allowed::StoreDir, "after the huge inputs");
+    println!(
+        "bad input: huge and deeply nested stdin, huge names and IDs: {} calls {counts:?}",
         total(&counts)
     );
 }
