@@ -36,6 +36,16 @@ pub struct NetlinkError {
     pub errno: Option<i32>,
 }
 
+/// The text of an rtnetlink error that is not a kernel errno. An unexpected
+/// message is not printed with `Debug`: that alone would link the `Debug` code
+/// of every netlink attribute type, a tenth of the binary and of its resident set.
+fn describe_other(err: &rtnetlink::Error) -> String {
+    match err {
+        rtnetlink::Error::UnexpectedMessage(_) => "received an unexpected netlink message".into(),
+        other => other.to_string(),
+    }
+}
+
 impl NetlinkError {
     fn new(action: impl Into<String>, err: rtnetlink::Error) -> NetlinkError {
         let errno = match &err {
@@ -46,7 +56,7 @@ impl NetlinkError {
             rtnetlink::Error::NetlinkError(message) => {
                 cni_types::error::go_errno_text(&message.to_io())
             }
-            other => other.to_string(),
+            other => describe_other(other),
         };
         NetlinkError {
             action: action.into(),

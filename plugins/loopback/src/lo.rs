@@ -126,6 +126,13 @@ where
 fn netlink(action: &'static str) -> impl Fn(rtnetlink::Error) -> LoopbackError {
     move |err| LoopbackError::Netlink {
         action,
-        reason: err.to_string(),
+        // Not `Display` for an unexpected message: it prints the message with
+        // `Debug`, which links the `Debug` code of every netlink type.
+        reason: match err {
+            rtnetlink::Error::UnexpectedMessage(_) => {
+                "received an unexpected netlink message".into()
+            }
+            other => other.to_string(),
+        },
     }
 }
