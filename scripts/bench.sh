@@ -17,7 +17,6 @@ fi
 missing=()
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v iptables >/dev/null 2>&1 || missing+=(iptables)
-[ -x /usr/bin/time ] || missing+=(time)
 [ -x /usr/lib/cni/bridge ] && [ -x /usr/lib/cni/host-local ] || missing+=(containernetworking-plugins)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing: ${missing[*]}"

@@ -276,7 +276,7 @@ fn measure(
         cold::warm_up(&ctx)?;
         let version = version::measure(&ctx)?;
         let cold = cold::measure(&ctx)?;
-        let rss = rss::measure(&ctx)?;
+        let rss = Some(rss::measure(&ctx)?);
         let ready_new = ipv6::measure(&ctx, Scenario::NewBridge)?;
         let ready_alone = ipv6::measure(&ctx, Scenario::Alone)?;
         let ready_busy = ipv6::measure(&ctx, Scenario::BridgeBusy)?;

@@ -69,15 +69,6 @@ impl Ctx<'_> {
         self.progress.inc(1);
     }
 
-    /// Prints a line above the progress bar.
-    pub fn note(&self, line: &str) {
-        if self.progress.is_hidden() {
-            eprintln!("bench: {line}");
-        } else {
-            self.progress.println(line);
-        }
-    }
-
     /// The implementations in the order used for iteration `i`: rotated by
     /// one each iteration, so neither always runs first. Yields the index
     /// into [`Ctx::impls`] with each.

@@ -140,6 +140,12 @@ pub struct Running {
 }
 
 impl Running {
+    /// The child, for a caller that reaps it itself (the peak-memory tracer);
+    /// its stdout and stderr pipes are still attached.
+    pub fn into_child(self) -> Child {
+        self.child
+    }
+
     /// Waits for the exit and collects the output.
     ///
     /// # Errors

@@ -139,12 +139,11 @@ pub fn notes(figures: &Figures) -> Vec<String> {
     ];
     if let Some(rss) = &figures.rss {
         notes.push(format!(
-            "Peak RSS: ru_maxrss from wait4 on the bridge process (GNU time -f %M), max of {} \
-             ADDs. Linux reports the larger of a process's own peak and those of the children \
-             it reaped, so this is the biggest single process of the ADD: bridge, host-local \
-             or the iptables helpers. host-local alone is an IPAM ADD with the same config. \
-             Floor of the method (/bin/true): {:.2} MiB. (getrusage in the bench itself would \
-             not do: a vfork()ed child is charged its parent's peak when it execs.)",
+            "Peak RSS: each process's own high-water mark (VmHWM), read while it is stopped at \
+             exit under ptrace (the tracer only stops and resumes, never touches memory), max \
+             of {} ADDs. The target row is the larger of the two plugin processes, bridge and \
+             the host-local it runs; the iptables helpers (Debian's xtables-nft-multi, run by \
+             both implementations) are shown apart. Floor of the method (/bin/true): {:.2} MiB.",
             o.rss_runs,
             rss.floor as f64 / 1024.0
         ));
