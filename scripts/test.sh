@@ -3,7 +3,8 @@
 # built plugins in real network namespaces. Installs what the tests need on a
 # fresh Debian machine (iproute2 to create namespaces and observe the kernel,
 # iptables for masquerade checks, nftables for macspoofchk, Debian's
-# reference plugins for side-by-side tests, and libcni, Go and Podman for the real-client tests).
+# reference plugins for side-by-side tests, and libcni, Go and Podman for the
+# real-client tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,7 +38,8 @@ cargo build --workspace --all-features
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
-cargo test --workspace --all-features 2>&1 | tee "$log"
+# --no-fail-fast: a failing test binary must not hide the results of the rest.
+cargo test --workspace --all-features --no-fail-fast 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole run (cargo's last line is only the last crate's).
