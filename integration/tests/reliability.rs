@@ -675,9 +675,20 @@ fn which(program: &str) -> String {
 /// A plugin process started in its own process group, so that whatever it
 /// spawned can be waited for (or killed) as a whole.
 struct Spawned {
-    child: Child,
+    child: Option<Child>,
     pgid: Pid,
     started: Instant,
+}
+
+impl Drop for Spawned {
+    /// A test that fails while the plugin runs (or is paused by a fake)
+    /// kills the whole group, so nothing finishes after the clean-up.
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = killpg(self.pgid, Signal::SIGKILL);
+            let _ = child.wait();
+        }
+    }
 }
 
 impl Spawned {
@@ -698,7 +709,7 @@ impl Spawned {
             let _ = pipe.write_all(stdin);
         }
         Spawned {
-            child,
+            child: Some(child),
             pgid: Pid::from_raw(pid),
             started: Instant::now(),
         }
@@ -710,10 +721,11 @@ impl Spawned {
 
     /// Waits for the plugin and then for every process it left in its
     /// group (orphaned children finish on their own, as on a node).
-    fn finish(self) -> (ExitStatus, String, Duration) {
+    fn finish(mut self) -> (ExitStatus, String, Duration) {
         let pgid = self.pgid;
         let started = self.started;
-        let out = self.child.wait_with_output().expect("wait for the plugin");
+        let child = self.child.take().expect("not finished yet");
+        let out = child.wait_with_output().expect("wait for the plugin");
         let took = started.elapsed();
         wait_until(&format!("process group {pgid} to drain"), || {
             killpg(pgid, None).is_err()
@@ -1933,7 +1945,11 @@ fn huge_and_deeply_nested_input_is_refused() {
         }
     }
     // A container ID of 300 bytes still fits an iptables comment; this
-    // does not, so masquerade fails and everything is rolled back.
+    // does not, so masquerade fails and everything is rolled back (the
+    // chain is removed by the clean-up should a regression leave it).
+    let long_id_chain = bridge::masq::chain_name(&net.name, &"c".repeat(100_000));
+    cleanup.iptables_chain(false, "nat", &long_id_chain);
+    cleanup.iptables_chain(true, "nat", &long_id_chain);
     bad.push(Bad {
         plugin: "bridge",
         label: "a container ID of 100000 bytes".to_string(),
