@@ -197,7 +197,7 @@ impl BridgeConfig {
     /// [`ConfigError`]: code 7 for the config (2 for the nftables backend and
     /// `isGateway` with `vlan`), code 4 for `CNI_ARGS`.
     pub fn from_json(stdin: &[u8], cni_args: &str) -> Result<BridgeConfig, ConfigError> {
-        let raw: RawConfig = serde_json::from_slice(stdin)?;
+        let raw: RawConfig = cni_types::json::from_slice(stdin)?;
         let args = CniArgs::parse_known(cni_args, KNOWN_ARGS)?;
         if raw.hairpin_mode && raw.promisc_mode {
             return Err(ConfigError::HairpinAndPromisc);

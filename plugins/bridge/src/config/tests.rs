@@ -194,3 +194,18 @@ fn macspoofchk_is_accepted_and_off_by_default() {
     );
     assert!(!load(CRIO).unwrap().macspoofchk);
 }
+
+#[test]
+fn arrays_where_objects_belong_are_config_errors() {
+    // serde's derived structs also read a JSON array by position; Go's decoder
+    // refuses it, and so must we, or `"ipam": []` would silently mean L2 mode.
+    for json in [
+        r#"{"name":"n","ipam":[]}"#,
+        r#"{"name":"n","ipam":["host-local"]}"#,
+        r#"{"name":"n","vlanTrunk":[[1,5]]}"#,
+        r#"{"name":"n","runtimeConfig":[]}"#,
+    ] {
+        let (code, msg) = message(json);
+        assert_eq!(code, 7, "{json}: {msg}");
+    }
+}
