@@ -121,7 +121,7 @@ pub fn notes(figures: &Figures) -> Vec<String> {
             .to_string(),
         "Config: CRI-O's 100-crio-bridge.conf as shipped (cniVersion 0.3.1, isGateway, ipMasq, \
          hairpinMode, routes 0.0.0.0/0 and <gateway>/64); only the network and bridge names \
-         (cnirsb-ours, cnirsb-ref), the subnets (10.211.0.0/16 + fd11::/64, 10.212.0.0/16 + \
+         (cnirsb-ours, cnirsb-ref), the subnets (10.251.0.0/16 + fd11::/64, 10.252.0.0/16 + \
          fd12::/64) and a private dataDir differ."
             .to_string(),
         format!(

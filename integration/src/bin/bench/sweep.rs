@@ -201,15 +201,15 @@ mod tests {
 -P POSTROUTING ACCEPT
 -N CNI-aaa
 -N CNI-bbb
--A POSTROUTING -s 10.211.0.2/32 -m comment --comment "name: \"cnirsb-ours\" id: \"cnirsb-ours-1-2-x\"" -j CNI-aaa
+-A POSTROUTING -s 10.251.0.2/32 -m comment --comment "name: \"cnirsb-ours\" id: \"cnirsb-ours-1-2-x\"" -j CNI-aaa
 -A POSTROUTING -s 10.85.0.2/32 -m comment --comment "name: \"crio\" id: \"abc\"" -j CNI-bbb
--A CNI-aaa -d 10.211.0.0/16 -m comment --comment "name: \"cnirsb-ours\" id: \"cnirsb-ours-1-2-x\"" -j ACCEPT
+-A CNI-aaa -d 10.251.0.0/16 -m comment --comment "name: \"cnirsb-ours\" id: \"cnirsb-ours-1-2-x\"" -j ACCEPT
 -A CNI-ccc ! -d 224.0.0.0/4 -m comment --comment "name: \"cnirsb-ref\" id: \"y\"" -j MASQUERADE
 -A CNI-bbb -d 10.85.0.0/16 -m comment --comment "name: \"crio\" id: \"abc\"" -j ACCEPT
 "#;
         let (jumps, chains) = bench_chains(listing);
         assert_eq!(jumps.len(), 1);
-        assert!(jumps[0].starts_with("POSTROUTING -s 10.211.0.2/32"));
+        assert!(jumps[0].starts_with("POSTROUTING -s 10.251.0.2/32"));
         assert_eq!(
             chains.into_iter().collect::<Vec<_>>(),
             vec!["CNI-aaa".to_string(), "CNI-ccc".to_string()]
