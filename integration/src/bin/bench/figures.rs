@@ -226,6 +226,11 @@ impl Figures {
                 pair(|i| Some(version(i)? / floor?)),
             )
             .target(Target::OursAtMost(1.3)),
+            Row::new(
+                "VERSION with CNI_TRACE=1 (median, ms)",
+                Unit::Ms,
+                [median_ms(&self.version.traced), None],
+            ),
         ];
         if let Some(rss) = &self.rss {
             let peak = |per: &[Vec<u64>], i: usize| at(per, i)?.iter().max().map(|k| mib(*k));

@@ -133,7 +133,10 @@ pub fn notes(figures: &Figures) -> Vec<String> {
         ),
         format!(
             "VERSION: {} calls of bridge per implementation, as libcni's GetVersionInfo makes \
-             them; /bin/true is started the same way in the same rounds.",
+             them; /bin/true is started the same way in the same rounds, and so is our bridge \
+             with CNI_TRACE=1 (one record appended per call to a private trace directory). \
+             With CNI_TRACE unset the trace costs one environment lookup: that is inside the \
+             plain VERSION figure.",
             o.version_runs
         ),
     ];

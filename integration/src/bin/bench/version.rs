@@ -1,11 +1,13 @@
-//! VERSION latency against the process start-up floor (`/bin/true`).
+//! VERSION latency against the process start-up floor (`/bin/true`), and
+//! what `CNI_TRACE=1` adds to a call of ours (off, its cost is one
+//! environment lookup, inside the untraced VERSION figure).
 
 use std::time::Duration;
 
 use crate::ctx::Ctx;
 use crate::error::BenchResult;
 use crate::exec::Invocation;
-use crate::impls::Impl;
+use crate::impls::{Impl, Kind};
 
 /// The start-up floor, started the same way as the plugins.
 const TRUE: &str = "/bin/true";
@@ -17,6 +19,8 @@ pub struct VersionSamples {
     pub floor: Vec<Duration>,
     /// `bridge` VERSION per implementation.
     pub version: Vec<Vec<Duration>>,
+    /// Our `bridge` VERSION with `CNI_TRACE=1` (a record appended per call).
+    pub traced: Vec<Duration>,
 }
 
 /// The VERSION call libcni makes (`GetVersionInfo`): `CNI_COMMAND=VERSION`,
@@ -46,8 +50,18 @@ pub fn measure(ctx: &Ctx<'_>) -> BenchResult<VersionSamples> {
         .iter()
         .map(|imp: &Impl| version_call(imp.binary("bridge")))
         .collect();
+    let traced_call = ctx
+        .impls
+        .iter()
+        .find(|imp| imp.kind == Kind::Ours)
+        .map(|imp| {
+            version_call(imp.binary("bridge"))
+                .env("CNI_TRACE", "1")
+                .env("CNI_TRACE_DIR", ctx.work_dir.join("trace"))
+        });
     let mut all: Vec<&Invocation> = vec![&floor_call];
     all.extend(calls.iter());
+    all.extend(traced_call.iter());
     let mut samples: Vec<Vec<Duration>> = all.iter().map(|_| Vec::new()).collect();
     for i in 0..ctx.opts.version_runs {
         ctx.check()?;
@@ -59,10 +73,15 @@ pub fn measure(ctx: &Ctx<'_>) -> BenchResult<VersionSamples> {
         }
         ctx.step();
     }
+    let traced = match traced_call {
+        Some(_) => samples.pop().unwrap_or_default(),
+        None => Vec::new(),
+    };
     let mut samples = samples.into_iter();
     let floor = samples.next().unwrap_or_default();
     Ok(VersionSamples {
         floor,
         version: samples.collect(),
+        traced,
     })
 }
