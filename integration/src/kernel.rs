@@ -18,6 +18,20 @@ pub enum IpFamily {
 }
 
 impl IpFamily {
+    /// [`IpFamily::V6`] when `ipv6`, else [`IpFamily::V4`] (for code that
+    /// says `ipv6: bool`, as [`Cleanup::iptables_chain`](crate::Cleanup::iptables_chain) does).
+    pub fn from_ipv6(ipv6: bool) -> IpFamily {
+        if ipv6 { IpFamily::V6 } else { IpFamily::V4 }
+    }
+
+    /// The iptables program of the family: `iptables` or `ip6tables`.
+    pub fn iptables(self) -> &'static str {
+        match self {
+            IpFamily::V4 => "iptables",
+            IpFamily::V6 => "ip6tables",
+        }
+    }
+
     fn flag(self) -> &'static str {
         match self {
             IpFamily::V4 => "-4",
@@ -175,4 +189,19 @@ pub fn sysctl(netns: Option<&str>, key: &str) -> String {
         }
     };
     value.trim().to_string()
+}
+
+/// The lines of the nat table (`iptables -w -t nat -S`, `ip6tables` for
+/// [`IpFamily::V6`]) of the test's own namespace that contain `needle` (a
+/// chain name, a rule comment), in listing order.
+///
+/// # Panics
+///
+/// When the program cannot be run or fails.
+pub fn nat_rules(family: IpFamily, needle: &str) -> Vec<String> {
+    cmd::run_ok(family.iptables(), &["-w", "-t", "nat", "-S"])
+        .lines()
+        .filter(|l| l.contains(needle))
+        .map(str::to_string)
+        .collect()
 }

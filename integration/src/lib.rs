@@ -30,12 +30,17 @@ pub mod cmd;
 pub mod kernel;
 pub mod names;
 pub mod netns;
+pub mod network;
 pub mod plugin;
+pub mod reference;
 pub mod root;
+pub mod timing;
 
 pub use cleanup::Cleanup;
 pub use kernel::IpFamily;
 pub use names::{unique_ifname, unique_name};
 pub use netns::TestNetns;
+pub use network::TestNetwork;
 pub use plugin::{PluginCall, PluginOutput, plugin_dir, plugin_path};
 pub use root::require_root;
+pub use timing::{ms, wait_until};

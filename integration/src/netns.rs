@@ -73,6 +73,17 @@ impl TestNetns {
         cmd::ip_ok(Some(&self.name), args)
     }
 
+    /// Pings `dst` from the namespace (`ping -c1 -W1 <dst>`) up to `attempts`
+    /// times, as neighbour discovery and IPv6 DAD of a fresh address may take
+    /// a moment; whether one try succeeded.
+    ///
+    /// # Panics
+    ///
+    /// When `ip` cannot be started.
+    pub fn ping(&self, dst: &str, attempts: u32) -> bool {
+        (0..attempts).any(|_| self.exec(&["ping", "-c1", "-W1", dst]).status.success())
+    }
+
     fn exec_args<S: AsRef<OsStr>>(&self, args: &[S]) -> Vec<std::ffi::OsString> {
         let mut all: Vec<std::ffi::OsString> =
             vec!["netns".into(), "exec".into(), (&self.name).into()];

@@ -19,18 +19,15 @@
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use integration::reference::Impl;
 use integration::{
-    Cleanup, IpFamily, PluginCall, PluginOutput, TestNetns, cmd, kernel, require_root,
-    unique_ifname, unique_name,
+    Cleanup, IpFamily, PluginCall, PluginOutput, TestNetns, TestNetwork, cmd, kernel, ms,
+    require_root, unique_ifname, unique_name, wait_until,
 };
 use serde_json::{Value, json};
-
-/// Where Debian installs the reference plugins.
-const REFERENCE_DIR: &str = "/usr/lib/cni";
 
 /// CRI-O's shipped config, the acceptance config (REFERENCE §9).
 const CRIO_CONF: &str = include_str!(concat!(
@@ -72,12 +69,10 @@ const VANISH_TIMEOUT: Duration = Duration::from_secs(10);
 // The test world: a private network and attachments ("pods") on it.
 // ---------------------------------------------------------------------------
 
-/// One test's private network: bridge, network name, subnets, dataDir.
-struct Net {
-    bridge: String,
-    name: String,
-    n: u8,
-    data_dir: PathBuf,
+integration::test_network! {
+    /// One test's private network (bridge, network name, dataDir, lease files)
+    /// with this file's subnets and configs.
+    Net
 }
 
 impl Net {
@@ -85,32 +80,24 @@ impl Net {
     /// test. The bridge and the dataDir are removed by `cleanup`.
     fn new(tag: &str, n: u8, cleanup: &mut Cleanup) -> Net {
         assert!((1..=55).contains(&n), "subnet index {n} out of range");
-        let net = Net {
-            bridge: unique_ifname("cbr"),
-            name: unique_name(tag),
-            n,
-            data_dir: std::env::temp_dir().join(unique_name("cni-br-data")),
-        };
-        cleanup.link_del(None, &net.bridge);
-        cleanup.remove_path(&net.data_dir);
-        net
+        Net(TestNetwork::new("cbr", tag, n, cleanup))
     }
 
     fn subnet4(&self) -> String {
-        format!("10.{}.0.0/16", 200 + u16::from(self.n))
+        format!("10.{}.0.0/16", 200 + u16::from(self.k))
     }
 
     fn ip4(&self, host: u8) -> String {
-        format!("10.{}.0.{host}", 200 + u16::from(self.n))
+        format!("10.{}.0.{host}", 200 + u16::from(self.k))
     }
 
     /// A /24 like CRI-O's `1100:200::/24`, but a valid network (no host bits).
     fn subnet6(&self) -> String {
-        format!("fd{:02x}:ab00::/24", self.n)
+        format!("fd{:02x}:ab00::/24", self.k)
     }
 
     fn ip6(&self, host: u16) -> String {
-        format!("fd{:02x}:ab00::{host:x}", self.n)
+        format!("fd{:02x}:ab00::{host:x}", self.k)
     }
 
     /// The IPAM section of the CRI-O config with this network's subnets;
@@ -201,47 +188,6 @@ impl Net {
         object.remove("name");
         json!({"cniVersion": version, "name": self.name, "plugins": [plugin]})
     }
-
-    /// The network's host-local directory.
-    fn lease_dir(&self) -> PathBuf {
-        self.data_dir.join(&self.name)
-    }
-
-    /// Every file of the lease directory with its content (empty when the
-    /// directory does not exist).
-    fn store(&self) -> BTreeMap<String, String> {
-        let Ok(entries) = std::fs::read_dir(self.lease_dir()) else {
-            return BTreeMap::new();
-        };
-        entries
-            .map(|e| e.expect("read lease dir entry").path())
-            .map(|path| {
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let content = std::fs::read_to_string(&path).unwrap_or_default();
-                (name, content)
-            })
-            .collect()
-    }
-
-    /// The reservation files only (not `lock`, not `last_reserved_ip.*`).
-    fn leases(&self) -> BTreeMap<String, String> {
-        self.store()
-            .into_iter()
-            .filter(|(name, _)| name != "lock" && !name.starts_with("last_reserved_ip."))
-            .collect()
-    }
-
-    /// Host veths enslaved to this network's bridge.
-    fn ports(&self) -> Vec<String> {
-        kernel::links(None)
-            .into_iter()
-            .filter(|l| l["master"].as_str() == Some(self.bridge.as_str()))
-            .filter_map(|l| l["ifname"].as_str().map(str::to_string))
-            .collect()
-    }
 }
 
 /// One attachment: a container ID, an interface name and a namespace.
@@ -275,7 +221,7 @@ impl Pod {
     /// A call of `imp` for this attachment, with the environment a runtime
     /// sets and `stdin` as the config.
     fn call(&self, imp: Impl, command: &str, stdin: impl Into<Vec<u8>>) -> PluginCall {
-        imp.plugin()
+        imp.call("bridge")
             .command(command)
             .container_id(&self.id)
             .netns(&self.netns_path)
@@ -304,7 +250,7 @@ impl Pod {
 
     /// `-S` lines of the nat table mentioning this attachment's chain.
     fn rules(&self, ipv6: bool) -> Vec<String> {
-        nat_rules(if ipv6 { "ip6tables" } else { "iptables" }, &self.chain)
+        kernel::nat_rules(IpFamily::from_ipv6(ipv6), &self.chain)
     }
 
     /// What REFERENCE §6.3 shows for `addr` (`ip/prefix`) in `iptables -S`.
@@ -342,32 +288,6 @@ impl Pod {
     }
 }
 
-/// Which implementation runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Impl {
-    /// Our `bridge`, with `CNI_PATH` = our plugin directory.
-    Ours,
-    /// Debian's `/usr/lib/cni/bridge`, with `CNI_PATH=/usr/lib/cni`.
-    Reference,
-}
-
-impl Impl {
-    fn plugin(self) -> PluginCall {
-        match self {
-            Impl::Ours => PluginCall::new("bridge"),
-            Impl::Reference => {
-                let binary = Path::new(REFERENCE_DIR).join("bridge");
-                assert!(
-                    binary.is_file() && Path::new(REFERENCE_DIR).join("host-local").is_file(),
-                    "the reference plugins are missing from {REFERENCE_DIR}: \
-                     apt-get install containernetworking-plugins"
-                );
-                PluginCall::with_binary(binary).cni_path(REFERENCE_DIR)
-            }
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Observers.
 // ---------------------------------------------------------------------------
@@ -388,15 +308,6 @@ fn derived_veth_name(key: &str) -> String {
         .expect("write to sha512sum");
     let out = child.wait_with_output().expect("sha512sum output");
     format!("veth{}", &String::from_utf8_lossy(&out.stdout)[..8])
-}
-
-/// Lines of `<program> -t nat -S` that mention `chain`, in order.
-fn nat_rules(program: &str, chain: &str) -> Vec<String> {
-    cmd::run_ok(program, &["-w", "-t", "nat", "-S"])
-        .lines()
-        .filter(|l| l.contains(chain))
-        .map(str::to_string)
-        .collect()
 }
 
 fn host_link(name: &str) -> Value {
@@ -448,27 +359,6 @@ fn route_via(ns: Option<&str>, family: IpFamily, dst: &str) -> Option<Value> {
     kernel::routes(ns, family)
         .into_iter()
         .find(|r| r["dst"] == dst && r.get("gateway").is_some())
-}
-
-fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// `ping -c1 -W1 dst` from `ns`, up to `attempts` times (neighbour discovery
-/// and the bridge's own IPv6 DAD may take a moment); whether one succeeded.
-fn ping(ns: &TestNetns, dst: &str, attempts: u32) -> bool {
-    (0..attempts).any(|_| ns.exec(&["ping", "-c1", "-W1", dst]).status.success())
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 // ---------------------------------------------------------------------------
@@ -943,13 +833,10 @@ fn port_isolation_sets_the_isolated_flag() {
     }
     // Isolated ports reach the bridge (the gateway) but not each other.
     assert!(
-        ping(&ns_a, &net.ip4(1), 3),
+        ns_a.ping(&net.ip4(1), 3),
         "isolated pod cannot reach the gateway"
     );
-    assert!(
-        !ping(&ns_a, &net.ip4(3), 1),
-        "isolated pods reach each other"
-    );
+    assert!(!ns_a.ping(&net.ip4(3), 1), "isolated pods reach each other");
 }
 
 #[test]
@@ -1003,7 +890,7 @@ fn addresses_gateways_and_routes_follow_the_ipam_result() {
         .into_iter()
         .find(|a| a["family"] == "inet")
         .expect("v4 address on the bridge");
-    let broadcast = format!("10.{}.255.255", 200 + u16::from(net.n));
+    let broadcast = format!("10.{}.255.255", 200 + u16::from(net.k));
     assert_eq!(v4["broadcast"], broadcast.as_str(), "{v4}");
     // The bridge MAC is pinned (addr_assign_type 3 = NET_ADDR_SET) so it no
     // longer follows the lowest port MAC.
@@ -1215,12 +1102,12 @@ fn two_pods_reach_each_other_and_the_gateway_over_both_families() {
     let start = Instant::now();
     for (ns, peer) in [(&ns_a, 3), (&ns_b, 2)] {
         for dst in [net.ip4(peer), net.ip4(1)] {
-            assert!(ping(ns, &dst, 3), "{} cannot ping {dst}", ns.name());
+            assert!(ns.ping(&dst, 3), "{} cannot ping {dst}", ns.name());
         }
         // The bridge's own v6 address is tentative (host-side DAD) for a
         // second or two after the first ADD.
         for dst in [net.ip6(u16::from(peer)), net.ip6(1)] {
-            assert!(ping(ns, &dst, 6), "{} cannot ping {dst}", ns.name());
+            assert!(ns.ping(&dst, 6), "{} cannot ping {dst}", ns.name());
         }
     }
     println!("pings done in {:.0} ms", ms(start.elapsed()));

@@ -20,17 +20,15 @@
 #![cfg(test)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use integration::reference::Impl;
 use integration::{
-    Cleanup, PluginCall, PluginOutput, TestNetns, cmd, kernel, require_root, unique_ifname,
-    unique_name,
+    Cleanup, IpFamily, PluginCall, PluginOutput, TestNetns, TestNetwork, cmd, kernel, ms,
+    require_root, unique_name,
 };
 use serde_json::{Value, json};
-
-/// Where Debian installs the reference plugins.
-const REFERENCE_DIR: &str = "/usr/lib/cni";
 
 /// CRI-O's shipped config (REFERENCE §9).
 const CRIO_CONF: &str = include_str!(concat!(
@@ -49,36 +47,22 @@ const VALID: &str = "cni.dev/valid-attachments";
 // The test world.
 // ---------------------------------------------------------------------------
 
-/// One private network: bridge, network name, subnets, dataDir.
-struct Net {
-    bridge: String,
-    name: String,
-    k: u8,
-    data_dir: PathBuf,
+integration::test_network! {
+    /// One private network (bridge, network name, dataDir, lease files) with
+    /// this file's subnets and config.
+    Net
 }
 
 impl Net {
     /// A fresh network; `k` picks the subnets and is unique per network in
     /// this file. The bridge and the dataDir are removed by `cleanup`.
     fn new(tag: &str, k: u8, cleanup: &mut Cleanup) -> Net {
-        let net = Net::sharing_data_dir(
-            tag,
-            k,
-            std::env::temp_dir().join(unique_name("cni-gc-data")),
-        );
-        cleanup.link_del(None, &net.bridge);
-        cleanup.remove_path(&net.data_dir);
-        net
+        Net(TestNetwork::new("gcbr", tag, k, cleanup))
     }
 
     /// A network whose leases live in `data_dir` (which the caller cleans).
     fn sharing_data_dir(tag: &str, k: u8, data_dir: PathBuf) -> Net {
-        Net {
-            bridge: unique_ifname("gcbr"),
-            name: unique_name(tag),
-            k,
-            data_dir,
-        }
+        Net(TestNetwork::sharing_data_dir("gcbr", tag, k, data_dir))
     }
 
     fn subnet4(&self) -> String {
@@ -116,45 +100,10 @@ impl Net {
         })
     }
 
-    /// The network's host-local directory.
-    fn lease_dir(&self) -> PathBuf {
-        self.data_dir.join(&self.name)
-    }
-
-    /// Every file of the lease directory with its content.
-    fn store(&self) -> BTreeMap<String, String> {
-        let Ok(entries) = std::fs::read_dir(self.lease_dir()) else {
-            return BTreeMap::new();
-        };
-        entries
-            .map(|e| e.expect("read lease dir entry").path())
-            .map(|path| {
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let content = std::fs::read_to_string(&path).expect("read lease file");
-                (name, content)
-            })
-            .collect()
-    }
-
-    /// The reservation files only (not `lock`, not `last_reserved_ip.*`).
-    fn leases(&self) -> BTreeMap<String, String> {
-        self.store()
-            .into_iter()
-            .filter(|(name, _)| name != "lock" && !name.starts_with("last_reserved_ip."))
-            .collect()
-    }
-
     /// Lines of `nat -S` carrying this network's rule comment, sorted.
     fn commented_rules(&self, ipv6: bool) -> Vec<String> {
         let marker = format!("--comment \"name: \\\"{}\\\" id: ", self.name);
-        let mut lines: Vec<String> = nat(ipv6)
-            .lines()
-            .filter(|l| l.contains(&marker))
-            .map(str::to_string)
-            .collect();
+        let mut lines = kernel::nat_rules(IpFamily::from_ipv6(ipv6), &marker);
         lines.sort();
         lines
     }
@@ -222,7 +171,7 @@ impl Pod {
 
     /// A call of `imp` for this attachment as a runtime makes it.
     fn call(&self, imp: Impl, command: &str, conf: &Value) -> PluginCall {
-        imp.plugin()
+        imp.call("bridge")
             .command(command)
             .container_id(&self.id)
             .netns(&self.netns_path)
@@ -286,11 +235,7 @@ impl Pod {
 
     /// `nat -S` lines naming this attachment's chain, in listing order.
     fn rules(&self, ipv6: bool) -> Vec<String> {
-        nat(ipv6)
-            .lines()
-            .filter(|l| l.contains(&self.chain))
-            .map(str::to_string)
-            .collect()
+        kernel::nat_rules(IpFamily::from_ipv6(ipv6), &self.chain)
     }
 
     /// What REFERENCE §6.3 shows in `-S` for this attachment's address of
@@ -354,14 +299,14 @@ impl Pod {
     /// Pings the gateway of both families from inside the pod.
     fn assert_reaches_gateways(&self, net: &Net) {
         assert!(
-            ping(self.ns(), &net.ip4(1), 3),
+            self.ns().ping(&net.ip4(1), 3),
             "{} -> {}",
             self.id,
             net.ip4(1)
         );
         // The bridge's v6 address may still be tentative (host-side DAD).
         assert!(
-            ping(self.ns(), &net.ip6(1), 6),
+            self.ns().ping(&net.ip6(1), 6),
             "{} -> {}",
             self.id,
             net.ip6(1)
@@ -374,32 +319,6 @@ impl Pod {
         conf["prevResult"] = self.result.clone();
         let out = self.call(Impl::Ours, "CHECK", &conf).run().expect_success();
         assert!(out.stdout.is_empty(), "{}", out.describe());
-    }
-}
-
-/// Which bridge implementation runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Impl {
-    /// Our `bridge`, with `CNI_PATH` = our plugin directory.
-    Ours,
-    /// Debian's `/usr/lib/cni/bridge`, with `CNI_PATH=/usr/lib/cni`.
-    Reference,
-}
-
-impl Impl {
-    fn plugin(self) -> PluginCall {
-        match self {
-            Impl::Ours => PluginCall::new("bridge"),
-            Impl::Reference => {
-                let dir = Path::new(REFERENCE_DIR);
-                assert!(
-                    dir.join("bridge").is_file() && dir.join("host-local").is_file(),
-                    "the reference plugins are missing from {REFERENCE_DIR}: \
-                     apt-get install containernetworking-plugins"
-                );
-                PluginCall::with_binary(dir.join("bridge")).cni_path(REFERENCE_DIR)
-            }
-        }
     }
 }
 
@@ -450,17 +369,6 @@ fn assert_error(out: &PluginOutput, code: u64, version: &str) -> Value {
     err
 }
 
-/// `iptables` / `ip6tables -t nat -S`.
-fn nat(ipv6: bool) -> String {
-    let program = if ipv6 { "ip6tables" } else { "iptables" };
-    cmd::run_ok(program, &["-w", "-t", "nat", "-S"])
-}
-
-/// `ping -c1 -W1 dst` from `ns`, up to `attempts` times.
-fn ping(ns: &TestNetns, dst: &str, attempts: u32) -> bool {
-    (0..attempts).any(|_| ns.exec(&["ping", "-c1", "-W1", dst]).status.success())
-}
-
 /// A direct host-local call (as bridge delegates it) for `id`/`ifname`.
 fn host_local(command: &str, id: &str, ifname: &str, conf: &Value) -> PluginOutput {
     PluginCall::new("host-local")
@@ -470,10 +378,6 @@ fn host_local(command: &str, id: &str, ifname: &str, conf: &Value) -> PluginOutp
         .ifname(ifname)
         .config(conf)
         .run()
-}
-
-fn ms(since: Instant) -> f64 {
-    since.elapsed().as_secs_f64() * 1000.0
 }
 
 // ---------------------------------------------------------------------------
@@ -514,7 +418,7 @@ fn bridge_gc_removes_exactly_the_invalid_attachments_of_its_network() {
     let mut other_twin = Pod::with_id(&other, &ours_gone.id, &mut cleanup);
     other_own.add(Impl::Ours, &other.config("1.1.0"));
     other_twin.add(Impl::Ours, &other.config("1.1.0"));
-    println!("9 ADDs in {:.0} ms", ms(start));
+    println!("9 ADDs in {:.0} ms", ms(start.elapsed()));
 
     let all = [
         &ours_keep, &ours_gone, &ref_keep, &ref_gone, &leak_ours, &leak_ref,
@@ -543,7 +447,7 @@ fn bridge_gc_removes_exactly_the_invalid_attachments_of_its_network() {
     );
     let start = Instant::now();
     gc_ok("bridge", &gc_conf);
-    println!("GC in {:.0} ms", ms(start));
+    println!("GC in {:.0} ms", ms(start.elapsed()));
 
     for pod in [&ours_gone, &ref_gone, &leak_ours, &leak_ref] {
         pod.assert_collected(&net);
@@ -1123,11 +1027,7 @@ fn conflist_1_1_0_add_check_status_gc_del_as_a_runtime_runs_it() {
 fn wait_for_no_ports(net: &Net) {
     let start = Instant::now();
     loop {
-        let ports: Vec<String> = kernel::links(None)
-            .into_iter()
-            .filter(|l| l["master"].as_str() == Some(net.bridge.as_str()))
-            .filter_map(|l| l["ifname"].as_str().map(str::to_string))
-            .collect();
+        let ports = net.ports();
         if ports.is_empty() {
             return;
         }

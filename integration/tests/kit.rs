@@ -1,7 +1,13 @@
 //! Root tests of the test kit itself: the guards must really remove what
 //! they promise, and the kernel readers must see what `ip` set up.
 
-use integration::{Cleanup, IpFamily, TestNetns, cmd, kernel, require_root, unique_ifname};
+use std::time::Duration;
+
+use integration::reference::{Impl, REFERENCE_DIR};
+use integration::{
+    Cleanup, IpFamily, TestNetns, TestNetwork, cmd, kernel, plugin_dir, require_root,
+    unique_ifname, wait_until,
+};
 
 #[test]
 fn netns_is_created_fresh_and_deleted_on_drop() {
@@ -162,8 +168,8 @@ fn cleanup_removes_links_chains_and_paths_in_reverse_order() {
     assert!(!kernel::link_exists(None, &host_if));
     assert!(!kernel::link_exists(Some(ns.name()), "d1p"));
     assert!(!kernel::link_exists(Some(ns.name()), "d1"));
-    let nat = cmd::run_ok("iptables", &["-w", "-t", "nat", "-S"]);
-    assert!(!nat.contains(&chain), "{nat}");
+    let rules = kernel::nat_rules(IpFamily::V4, &chain);
+    assert_eq!(rules, Vec::<String>::new());
     assert!(!dir.exists());
 }
 
@@ -180,4 +186,76 @@ fn cleanup_reports_failures_and_keeps_going() {
     assert_eq!(cleanup.run_now(), vec!["second: boom".to_string()]);
     assert!(ran.get());
     assert!(cleanup.is_empty());
+}
+
+#[test]
+fn network_store_ports_ping_and_implementations() {
+    if !require_root("network_store_ports_ping_and_implementations") {
+        return;
+    }
+    let ns = TestNetns::new("kit-net");
+    let (bridge, data_dir) = {
+        let mut cleanup = Cleanup::new();
+        let net = TestNetwork::new("kitbr", "kit-net", 1, &mut cleanup);
+        assert_eq!(net.k, 1);
+        assert_eq!(net.lease_dir(), net.data_dir.join(&net.name));
+        assert!(net.store().is_empty(), "no lease dir yet");
+        std::fs::create_dir_all(net.lease_dir()).unwrap();
+        for (file, content) in [
+            ("lock", ""),
+            ("last_reserved_ip.0", "198.18.0.2"),
+            ("198.18.0.2", "ctr\r\neth0"),
+        ] {
+            std::fs::write(net.lease_dir().join(file), content).unwrap();
+        }
+        assert_eq!(net.store().len(), 3);
+        assert_eq!(
+            net.leases().into_iter().collect::<Vec<_>>(),
+            [("198.18.0.2".to_string(), "ctr\r\neth0".to_string())]
+        );
+
+        let port = unique_ifname("kitp");
+        cmd::ip_ok(None, &["link", "add", &net.bridge, "type", "bridge"]);
+        cmd::ip_ok(
+            None,
+            &[
+                "link",
+                "add",
+                &port,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "p0",
+                "netns",
+                ns.name(),
+            ],
+        );
+        cleanup.link_del(None, &port);
+        cmd::ip_ok(None, &["link", "set", &port, "master", &net.bridge]);
+        assert_eq!(net.ports(), [port]);
+        (net.bridge.clone(), net.data_dir.clone())
+    };
+    assert!(!kernel::link_exists(None, &bridge), "bridge left");
+    assert!(!data_dir.exists(), "dataDir left");
+
+    ns.ip(&["link", "set", "lo", "up"]);
+    assert!(ns.ping("127.0.0.1", 1));
+    assert!(!ns.ping("198.18.0.9", 1), "no route, no reply");
+    wait_until("lo to be up", Duration::from_secs(1), || {
+        kernel::link_is_up(Some(ns.name()), "lo")
+    });
+
+    let ours = Impl::Ours.call("loopback");
+    assert_eq!(
+        ours.environment()["CNI_PATH"],
+        plugin_dir().into_os_string()
+    );
+    if std::path::Path::new(REFERENCE_DIR)
+        .join("host-local")
+        .is_file()
+    {
+        let reference = Impl::Reference.call("loopback");
+        assert_eq!(reference.environment()["CNI_PATH"], REFERENCE_DIR);
+    }
 }

@@ -15,67 +15,30 @@
 
 #![cfg(test)]
 
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::Path;
 
+use integration::reference::Impl;
 use integration::{
-    Cleanup, PluginCall, TestNetns, cmd, kernel, require_root, unique_ifname, unique_name,
+    Cleanup, PluginCall, TestNetns, TestNetwork, cmd, kernel, require_root, unique_name,
 };
 use serde_json::{Value, json};
-
-/// Where Debian installs the reference plugins.
-const REFERENCE_DIR: &str = "/usr/lib/cni";
 
 // ---------------------------------------------------------------------------
 // The test world.
 // ---------------------------------------------------------------------------
 
-/// Which implementation runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Impl {
-    /// Our `bridge`, with `CNI_PATH` = our plugin directory.
-    Ours,
-    /// Debian's `/usr/lib/cni/bridge`, with `CNI_PATH=/usr/lib/cni`.
-    Reference,
-}
-
-impl Impl {
-    fn plugin(self) -> PluginCall {
-        match self {
-            Impl::Ours => PluginCall::new("bridge"),
-            Impl::Reference => {
-                let binary = Path::new(REFERENCE_DIR).join("bridge");
-                assert!(
-                    binary.is_file() && Path::new(REFERENCE_DIR).join("host-local").is_file(),
-                    "the reference plugins are missing from {REFERENCE_DIR}: \
-                     apt-get install containernetworking-plugins"
-                );
-                PluginCall::with_binary(binary).cni_path(REFERENCE_DIR)
-            }
-        }
-    }
-}
-
-/// One test's private network: bridge, network name, subnet `10.160.<k>.0/24`, dataDir.
-struct Net {
-    bridge: String,
-    name: String,
-    k: u8,
-    data_dir: PathBuf,
+integration::test_network! {
+    /// One test's private network (bridge, network name, dataDir, lease files) with the
+    /// subnet `10.160.<k>.0/24`.
+    Net
 }
 
 impl Net {
     /// A fresh network; `k` must be unique per test. The bridge and the dataDir are
     /// removed by `cleanup`.
     fn new(tag: &str, k: u8, cleanup: &mut Cleanup) -> Net {
-        let net = Net {
-            bridge: unique_ifname("msbr"),
-            name: unique_name(tag),
-            k,
-            data_dir: std::env::temp_dir().join(unique_name("cni-ms-data")),
-        };
-        cleanup.link_del(None, &net.bridge);
-        cleanup.remove_path(&net.data_dir);
-        net
+        Net(TestNetwork::new("msbr", tag, k, cleanup))
     }
 
     fn ip4(&self, host: u8) -> String {
@@ -102,27 +65,6 @@ impl Net {
         }
         conf
     }
-
-    /// Host veths enslaved to this network's bridge.
-    fn ports(&self) -> Vec<String> {
-        kernel::links(None)
-            .into_iter()
-            .filter(|l| l["master"].as_str() == Some(self.bridge.as_str()))
-            .filter_map(|l| l["ifname"].as_str().map(str::to_string))
-            .collect()
-    }
-
-    /// The lease files of this network (not `lock`, not `last_reserved_ip.*`).
-    fn leases(&self) -> Vec<String> {
-        let Ok(entries) = std::fs::read_dir(self.data_dir.join(&self.name)) else {
-            return Vec::new();
-        };
-        entries
-            .filter_map(Result::ok)
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n != "lock" && !n.starts_with("last_reserved_ip."))
-            .collect()
-    }
 }
 
 /// One attachment: container ID, `eth0`, namespace path.
@@ -146,7 +88,7 @@ impl Pod {
     }
 
     fn call(&self, imp: Impl, command: &str, conf: &Value) -> PluginCall {
-        imp.plugin()
+        imp.call("bridge")
             .command(command)
             .container_id(&self.id)
             .netns(&self.netns_path)
@@ -363,11 +305,6 @@ fn veth_and_mac(result: &Value) -> (String, String) {
     (veth, mac)
 }
 
-/// `ping -c1 -W1 dst` from `ns`, up to `attempts` times; whether one succeeded.
-fn ping(ns: &TestNetns, dst: &str, attempts: u32) -> bool {
-    (0..attempts).any(|_| ns.exec(&["ping", "-c1", "-W1", dst]).status.success())
-}
-
 /// Sets the MAC of `eth0` in `ns` while it stays up.
 fn set_mac(ns: &TestNetns, mac: &str) {
     ns.ip(&["link", "set", "dev", "eth0", "address", mac]);
@@ -473,31 +410,31 @@ fn a_spoofed_source_mac_is_dropped_and_the_real_one_passes() {
     ));
 
     for dst in [&gateway, &ip_b] {
-        assert!(ping(&ns_a, dst, 5), "A cannot reach {dst} with its own MAC");
+        assert!(ns_a.ping(dst, 5), "A cannot reach {dst} with its own MAC");
     }
-    assert!(ping(&ns_c, &gateway, 5), "C cannot reach the gateway");
+    assert!(ns_c.ping(&gateway, 5), "C cannot reach the gateway");
 
     let spoofed = "02:00:5e:10:16:02";
     set_mac(&ns_a, spoofed);
     for dst in [&gateway, &ip_b] {
         assert!(
-            !ping(&ns_a, dst, 3),
+            !ns_a.ping(dst, 3),
             "A reached {dst} with the spoofed MAC {spoofed}"
         );
     }
     // The same spoofing without the check goes through: the drop is the check's.
     set_mac(&ns_c, "02:00:5e:10:16:03");
     assert!(
-        ping(&ns_c, &gateway, 5),
+        ns_c.ping(&gateway, 5),
         "C cannot reach the gateway with a new MAC"
     );
     // The other direction is not filtered, but A no longer answers from its MAC.
-    assert!(!ping(&ns_b, &ip_a, 2), "B reached A while A spoofs");
+    assert!(!ns_b.ping(&ip_a, 2), "B reached A while A spoofs");
 
     set_mac(&ns_a, &mac_a);
     for dst in [&gateway, &ip_b] {
         assert!(
-            ping(&ns_a, dst, 5),
+            ns_a.ping(dst, 5),
             "A cannot reach {dst} after restoring its MAC"
         );
     }
@@ -561,7 +498,7 @@ fn del_without_the_netns_still_removes_the_chains() {
     drop(ns);
     pod.call(Impl::Ours, "DEL", &conf).run().expect_success();
     pod.assert_no_nft_objects();
-    assert_eq!(net.leases(), Vec::<String>::new());
+    assert_eq!(net.leases(), BTreeMap::new());
     // And with an empty CNI_NETNS.
     let ns2 = TestNetns::new("ms-del-empty");
     let pod2 = Pod::new(&ns2, &mut cleanup);
@@ -580,7 +517,7 @@ fn assert_failed_add_left_nothing(net: &Net, pod: &Pod, ns: &TestNetns) {
     if kernel::link_exists(None, &net.bridge) {
         assert_eq!(net.ports(), Vec::<String>::new(), "veth left on the bridge");
     }
-    assert_eq!(net.leases(), Vec::<String>::new(), "lease left");
+    assert_eq!(net.leases(), BTreeMap::new(), "lease left");
     assert_eq!(links_in(ns), vec!["lo".to_string()]);
 }
 
@@ -732,7 +669,7 @@ fn cross_cleanup(test: &str, k: u8, adder: Impl, deleter: Impl) {
     println!("{deleter:?} DEL stderr: {}", out.stderr_str());
     pod.assert_no_nft_objects();
     assert_eq!(links_in(&ns), vec!["lo".to_string()]);
-    assert_eq!(net.leases(), Vec::<String>::new());
+    assert_eq!(net.leases(), BTreeMap::new());
     assert!(nft_list().contains("\tchain PREROUTING {"));
 }
 
