@@ -50,8 +50,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use integration::{
-    Cleanup, IpFamily, TestNetns, cmd, kernel, plugin_path, require_root, unique_ifname,
-    unique_name,
+    Cleanup, IpFamily, TestNetns, TestNetwork, cmd, kernel, ms, plugin_path, require_root,
+    unique_name, wait_until,
 };
 use serde_json::{Value, json};
 
@@ -82,11 +82,8 @@ const ULIMITS: [&str; 4] = [
 // One private network: CRI-O's config with our names, subnets and dataDir.
 // ---------------------------------------------------------------------------
 
-struct Net {
-    bridge: String,
-    name: String,
-    k: u8,
-    data_dir: PathBuf,
+integration::test_network! {
+    Net
 }
 
 impl Net {
@@ -94,14 +91,7 @@ impl Net {
     /// file. The bridge, the dataDir and the chains commented with the
     /// network's name are removed by `cleanup`.
     fn new(tag: &str, k: u8, cleanup: &mut Cleanup) -> Net {
-        let net = Net {
-            bridge: unique_ifname("clbr"),
-            name: unique_name(tag),
-            k,
-            data_dir: std::env::temp_dir().join(unique_name("cni-clients-data")),
-        };
-        cleanup.remove_path(&net.data_dir);
-        cleanup.link_del(None, &net.bridge);
+        let net = Net(TestNetwork::new("clbr", tag, k, cleanup));
         let name = net.name.clone();
         cleanup.push(
             format!("remove the CNI chains of network {name}"),
@@ -170,29 +160,6 @@ impl Net {
         serde_json::to_string_pretty(&list).expect("serialize conflist")
     }
 
-    /// The network's host-local directory.
-    fn lease_dir(&self) -> PathBuf {
-        self.data_dir.join(&self.name)
-    }
-
-    /// The reservation files (not `lock`, not `last_reserved_ip.*`) with
-    /// their content.
-    fn leases(&self) -> BTreeMap<String, String> {
-        let Ok(entries) = std::fs::read_dir(self.lease_dir()) else {
-            return BTreeMap::new();
-        };
-        entries
-            .map(|e| e.expect("read lease dir entry").path())
-            .filter_map(|path| {
-                let name = path.file_name()?.to_string_lossy().into_owned();
-                if name == "lock" || name.starts_with("last_reserved_ip.") {
-                    return None;
-                }
-                Some((name, std::fs::read_to_string(&path).unwrap_or_default()))
-            })
-            .collect()
-    }
-
     /// What host-local writes for one dual-stack attachment of `id`/`ifname`
     /// with host part `host`.
     fn expected_leases(&self, host: u8, id: &str, ifname: &str) -> BTreeMap<String, String> {
@@ -208,15 +175,6 @@ impl Net {
         let path = self.lease_dir().join(format!("last_reserved_ip.{index}"));
         std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
-    }
-
-    /// Host links enslaved to this network's bridge.
-    fn ports(&self) -> Vec<String> {
-        kernel::links(None)
-            .into_iter()
-            .filter(|l| l["master"].as_str() == Some(self.bridge.as_str()))
-            .filter_map(|l| l["ifname"].as_str().map(str::to_string))
-            .collect()
     }
 
     /// Asserts what one attachment (`id`, `eth0` in netns `ns`, host veth
@@ -249,7 +207,7 @@ impl Net {
         );
         let chain = bridge::masq::chain_name(&self.name, id);
         for ipv6 in [false, true] {
-            let rules = nat_rules(ipv6, &chain);
+            let rules = kernel::nat_rules(IpFamily::from_ipv6(ipv6), &chain);
             assert!(
                 rules.contains(&format!("-N {chain}")),
                 "no chain {chain} (ipv6: {ipv6}): {rules:?}"
@@ -272,13 +230,16 @@ impl Net {
     /// Asserts nothing of attachment `id` is left: no lease, no chain, no
     /// `veth` (waiting for the kernel), no port on the bridge.
     fn assert_detached(&self, id: &str, veth: &str) {
-        wait_until(&format!("host veth {veth} to vanish"), || {
-            !kernel::link_exists(None, veth)
-        });
+        wait_until(
+            &format!("host veth {veth} to vanish"),
+            VANISH_TIMEOUT,
+            || !kernel::link_exists(None, veth),
+        );
         assert_eq!(self.leases(), BTreeMap::new(), "leases left");
         let chain = bridge::masq::chain_name(&self.name, id);
-        assert_eq!(nat_rules(false, &chain), Vec::<String>::new(), "iptables");
-        assert_eq!(nat_rules(true, &chain), Vec::<String>::new(), "ip6tables");
+        let rules = |family| kernel::nat_rules(family, &chain);
+        assert_eq!(rules(IpFamily::V4), Vec::<String>::new(), "iptables");
+        assert_eq!(rules(IpFamily::V6), Vec::<String>::new(), "ip6tables");
         assert_eq!(self.ports(), Vec::<String>::new(), "ports left");
         assert!(
             kernel::link_exists(None, &self.bridge),
@@ -290,16 +251,6 @@ impl Net {
 // ---------------------------------------------------------------------------
 // Observers.
 // ---------------------------------------------------------------------------
-
-/// Lines of `nat -S` that mention `chain`.
-fn nat_rules(ipv6: bool, chain: &str) -> Vec<String> {
-    let program = if ipv6 { "ip6tables" } else { "iptables" };
-    cmd::run_ok(program, &["-w", "-t", "nat", "-S"])
-        .lines()
-        .filter(|l| l.contains(chain))
-        .map(str::to_string)
-        .collect()
-}
 
 /// Removes every `CNI-…` chain that a rule commented with network `name`
 /// jumps to or lives in, in both families.
@@ -346,17 +297,6 @@ fn route_via(ns: Option<&str>, family: IpFamily, dst: &str) -> Option<Value> {
         .find(|r| r["dst"] == dst && r.get("gateway").is_some())
 }
 
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < VANISH_TIMEOUT,
-            "timed out after {VANISH_TIMEOUT:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Runs `ping -c1 -W1 dst` through `exec` up to `attempts` times, pausing
 /// between tries (neighbour discovery and IPv6 DAD of a fresh address may
 /// take a moment); returns the last output and whether one try succeeded.
@@ -380,10 +320,6 @@ fn describe(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 // ---------------------------------------------------------------------------
@@ -933,9 +869,9 @@ fn podman_run_rm_sees_our_lease_and_del_releases_it() {
     // After exit: DEL went through our plugins.
     assert_eq!(net.leases(), BTreeMap::new(), "leases left after --rm");
     assert_eq!(net.ports(), Vec::<String>::new(), "veth left after --rm");
-    let chains = |ipv6| nat_rules(ipv6, &format!("\\\"{}\\\"", net.name));
-    assert_eq!(chains(false), Vec::<String>::new(), "iptables left");
-    assert_eq!(chains(true), Vec::<String>::new(), "ip6tables left");
+    let chains = |family| kernel::nat_rules(family, &format!("\\\"{}\\\"", net.name));
+    assert_eq!(chains(IpFamily::V4), Vec::<String>::new(), "iptables left");
+    assert_eq!(chains(IpFamily::V6), Vec::<String>::new(), "ip6tables left");
     assert_eq!(podman.ok(&["ps", "-a", "-q"]), "", "container left");
     assert!(
         kernel::link_exists(None, &net.bridge),

@@ -11,25 +11,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use bridge::masq::{self, IpNetwork};
-
-/// Returns whether we are root. Without root: panics under CI, else prints why and the
-/// caller returns.
-fn require_root() -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
-    let euid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|ids| ids.split_whitespace().nth(1))
-        .expect("Uid line in /proc/self/status");
-    if euid == "0" {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("needs root");
-    }
-    eprintln!("skipped: needs root");
-    false
-}
+use integration::{IpFamily, kernel, ms, require_root};
 
 /// One test's network name, container ID and addresses (one per family).
 struct Case {
@@ -80,22 +62,14 @@ impl Case {
         masq::teardown(&self.net, &self.id, addrs).expect("teardown");
     }
 
-    /// The lines of `<bin> -t nat -S` that mention this test's chain, in order.
-    fn rules(&self, bin: &str) -> Vec<String> {
-        let out = run(bin, &["-w", "-t", "nat", "-S"]);
-        assert!(out.status.success(), "{bin} -S: {out:?}");
-        let chain = self.chain();
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .filter(|l| l.contains(&chain))
-            .map(str::to_owned)
-            .collect()
+    /// The lines of the `family`'s `-t nat -S` that mention this test's chain, in order.
+    fn rules(&self, family: IpFamily) -> Vec<String> {
+        kernel::nat_rules(family, &self.chain())
     }
 
     fn assert_gone(&self) {
-        assert_eq!(self.rules("iptables"), Vec::<String>::new());
-        assert_eq!(self.rules("ip6tables"), Vec::<String>::new());
+        assert_eq!(self.rules(IpFamily::V4), Vec::<String>::new());
+        assert_eq!(self.rules(IpFamily::V6), Vec::<String>::new());
         let presence = masq::exists(&self.net, &self.id).unwrap();
         assert!(!presence.any(), "{presence:?}");
     }
@@ -138,7 +112,7 @@ impl Case {
     /// The reference's ADD for one address (`SetupIPMasq`: version probe, list chains,
     /// `-N` if absent, then `-C`/`-A` for each of the three rules).
     fn reference_add(&self, addr: IpNetwork) {
-        let bin = iptables_for(addr);
+        let bin = family_of(addr).iptables();
         let (c, comment) = (self.chain(), self.comment());
         let dst = format!("{}/{}", addr.network(), addr.prefix());
         let src = addr.ip().to_string();
@@ -177,7 +151,7 @@ impl Case {
     /// The reference's DEL for one address (`TeardownIPMasq`), asserting that every
     /// step it needs succeeds. The legacy `-s ip/len` delete may fail (it is ignored).
     fn reference_del(&self, addr: IpNetwork) {
-        let bin = iptables_for(addr);
+        let bin = family_of(addr).iptables();
         let (c, comment) = (self.chain(), self.comment());
         let m = ["-m", "comment", "--comment", comment.as_str()];
         let src = addr.ip().to_string();
@@ -198,12 +172,8 @@ impl Case {
     }
 }
 
-fn iptables_for(addr: IpNetwork) -> &'static str {
-    if addr.is_ipv4() {
-        "iptables"
-    } else {
-        "ip6tables"
-    }
+fn family_of(addr: IpNetwork) -> IpFamily {
+    IpFamily::from_ipv6(!addr.is_ipv4())
 }
 
 fn run(bin: &str, args: &[&str]) -> Output {
@@ -226,35 +196,44 @@ impl Drop for Cleanup<'_> {
 
 #[test]
 fn setup_renders_exactly_like_the_reference() {
-    if !require_root() {
+    if !require_root("setup_renders_exactly_like_the_reference") {
         return;
     }
     let case = Case::new(1);
     let _cleanup = Cleanup(&case);
     case.setup(&case.addrs());
-    assert_eq!(case.rules("iptables"), case.reference_rendering(case.v4()));
-    assert_eq!(case.rules("ip6tables"), case.reference_rendering(case.v6()));
+    assert_eq!(
+        case.rules(IpFamily::V4),
+        case.reference_rendering(case.v4())
+    );
+    assert_eq!(
+        case.rules(IpFamily::V6),
+        case.reference_rendering(case.v6())
+    );
     let presence = masq::exists(&case.net, &case.id).unwrap();
     assert!(presence.v4 && presence.v6, "{presence:?}");
 }
 
 #[test]
 fn setup_of_one_family_leaves_the_other_alone() {
-    if !require_root() {
+    if !require_root("setup_of_one_family_leaves_the_other_alone") {
         return;
     }
     let case = Case::new(2);
     let _cleanup = Cleanup(&case);
     case.setup(&[case.v4()]);
-    assert_eq!(case.rules("iptables"), case.reference_rendering(case.v4()));
-    assert_eq!(case.rules("ip6tables"), Vec::<String>::new());
+    assert_eq!(
+        case.rules(IpFamily::V4),
+        case.reference_rendering(case.v4())
+    );
+    assert_eq!(case.rules(IpFamily::V6), Vec::<String>::new());
     case.teardown(&[case.v4()]);
     case.assert_gone();
 }
 
 #[test]
 fn setup_twice_keeps_one_jump_per_address() {
-    if !require_root() {
+    if !require_root("setup_twice_keeps_one_jump_per_address") {
         return;
     }
     let case = Case::new(3);
@@ -262,10 +241,10 @@ fn setup_twice_keeps_one_jump_per_address() {
     let second: IpNetwork = "198.19.3.9/16".parse().unwrap();
     let addrs = [case.v4(), second, case.v6()];
     case.setup(&addrs);
-    let first = (case.rules("iptables"), case.rules("ip6tables"));
+    let first = (case.rules(IpFamily::V4), case.rules(IpFamily::V6));
     case.setup(&addrs);
     case.setup(&addrs);
-    assert_eq!((case.rules("iptables"), case.rules("ip6tables")), first);
+    assert_eq!((case.rules(IpFamily::V4), case.rules(IpFamily::V6)), first);
     let jumps = first
         .0
         .iter()
@@ -276,13 +255,19 @@ fn setup_twice_keeps_one_jump_per_address() {
 
     // A repeated ADD with fewer addresses drops the stale jump and ACCEPT rule.
     case.setup(&[case.v4(), case.v6()]);
-    assert_eq!(case.rules("iptables"), case.reference_rendering(case.v4()));
-    assert_eq!(case.rules("ip6tables"), case.reference_rendering(case.v6()));
+    assert_eq!(
+        case.rules(IpFamily::V4),
+        case.reference_rendering(case.v4())
+    );
+    assert_eq!(
+        case.rules(IpFamily::V6),
+        case.reference_rendering(case.v6())
+    );
 }
 
 #[test]
 fn teardown_with_addresses_removes_everything() {
-    if !require_root() {
+    if !require_root("teardown_with_addresses_removes_everything") {
         return;
     }
     let case = Case::new(4);
@@ -296,7 +281,7 @@ fn teardown_with_addresses_removes_everything() {
 
 #[test]
 fn teardown_without_addresses_removes_everything() {
-    if !require_root() {
+    if !require_root("teardown_without_addresses_removes_everything") {
         return;
     }
     let case = Case::new(5);
@@ -310,7 +295,7 @@ fn teardown_without_addresses_removes_everything() {
 
 #[test]
 fn teardown_of_a_never_created_chain_is_ok() {
-    if !require_root() {
+    if !require_root("teardown_of_a_never_created_chain_is_ok") {
         return;
     }
     let case = Case::new(6);
@@ -322,7 +307,7 @@ fn teardown_of_a_never_created_chain_is_ok() {
 
 #[test]
 fn teardown_with_wrong_addresses_still_removes_everything() {
-    if !require_root() {
+    if !require_root("teardown_with_wrong_addresses_still_removes_everything") {
         return;
     }
     let case = Case::new(7);
@@ -335,7 +320,7 @@ fn teardown_with_wrong_addresses_still_removes_everything() {
 
 #[test]
 fn reference_created_chain_is_removed_by_our_teardown() {
-    if !require_root() {
+    if !require_root("reference_created_chain_is_removed_by_our_teardown") {
         return;
     }
     for (n, addrs_known) in [(8, true), (9, false)] {
@@ -347,14 +332,20 @@ fn reference_created_chain_is_removed_by_our_teardown() {
             case.reference_add(addr);
         }
         // The reference's rendering is exactly ours.
-        assert_eq!(case.rules("iptables"), case.reference_rendering(case.v4()));
-        assert_eq!(case.rules("ip6tables"), case.reference_rendering(case.v6()));
+        assert_eq!(
+            case.rules(IpFamily::V4),
+            case.reference_rendering(case.v4())
+        );
+        assert_eq!(
+            case.rules(IpFamily::V6),
+            case.reference_rendering(case.v6())
+        );
 
         // Old reference versions jumped with `-s <ip>/<len>` (stored as the network).
         let (c, comment) = (case.chain(), case.comment());
         for addr in case.addrs() {
             let legacy = addr.to_string();
-            let bin = iptables_for(addr);
+            let bin = family_of(addr).iptables();
             case.ipt_ok(
                 bin,
                 &[
@@ -370,7 +361,7 @@ fn reference_created_chain_is_removed_by_our_teardown() {
                     &comment,
                 ],
             );
-            let rules = case.rules(bin);
+            let rules = case.rules(family_of(addr));
             let want = format!("-s {}/{} ", addr.network(), addr.prefix());
             assert!(rules.iter().any(|l| l.contains(&want)), "{rules:#?}");
         }
@@ -387,7 +378,7 @@ fn reference_created_chain_is_removed_by_our_teardown() {
 
 #[test]
 fn our_chain_is_removed_by_the_reference_commands() {
-    if !require_root() {
+    if !require_root("our_chain_is_removed_by_the_reference_commands") {
         return;
     }
     let case = Case::new(10);
@@ -397,8 +388,14 @@ fn our_chain_is_removed_by_the_reference_commands() {
         // The reference's repeated ADD finds every rule (`-C`) and adds nothing.
         case.reference_add(addr);
     }
-    assert_eq!(case.rules("iptables"), case.reference_rendering(case.v4()));
-    assert_eq!(case.rules("ip6tables"), case.reference_rendering(case.v6()));
+    assert_eq!(
+        case.rules(IpFamily::V4),
+        case.reference_rendering(case.v4())
+    );
+    assert_eq!(
+        case.rules(IpFamily::V6),
+        case.reference_rendering(case.v6())
+    );
     for addr in case.addrs() {
         case.reference_del(addr);
     }
@@ -408,7 +405,6 @@ fn our_chain_is_removed_by_the_reference_commands() {
 /// Milliseconds summary of samples: min / median / mean / max.
 fn summary(samples: &mut [Duration]) -> String {
     samples.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let mean = samples.iter().map(|d| ms(*d)).sum::<f64>() / samples.len() as f64;
     format!(
         "min {:.1} ms, median {:.1} ms, mean {:.1} ms, max {:.1} ms (n={})",
@@ -428,7 +424,7 @@ fn time(f: impl FnOnce()) -> Duration {
 
 #[test]
 fn timings_dual_stack() {
-    if !require_root() {
+    if !require_root("timings_dual_stack") {
         return;
     }
     const N: usize = 20;

@@ -55,9 +55,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use integration::network::is_bookkeeping;
 use integration::{
-    Cleanup, PluginCall, PluginOutput, TestNetns, cmd, kernel, plugin_dir, plugin_path,
-    require_root, unique_ifname, unique_name,
+    Cleanup, IpFamily, PluginCall, PluginOutput, TestNetns, TestNetwork, cmd, kernel, plugin_dir,
+    plugin_path, require_root, unique_name, wait_until,
 };
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
@@ -77,27 +78,17 @@ const WAIT: Duration = Duration::from_secs(30);
 // The test world: a private network and pods on it.
 // ---------------------------------------------------------------------------
 
-/// One test's network: bridge, network name, subnets, private dataDir.
-struct Net {
-    k: u8,
-    bridge: String,
-    name: String,
-    data_dir: PathBuf,
+integration::test_network! {
+    /// One test's network (bridge, network name, private dataDir, lease files)
+    /// with this file's subnets and configs.
+    Net
 }
 
 impl Net {
     /// A fresh network on `10.159.<k>.0/24` and `fd59:0:<k>::/64`; the
     /// bridge and the dataDir are removed by `cleanup`.
     fn new(tag: &str, k: u8, cleanup: &mut Cleanup) -> Net {
-        let net = Net {
-            k,
-            bridge: unique_ifname("rbr"),
-            name: unique_name(tag),
-            data_dir: std::env::temp_dir().join(unique_name("cni-rel-data")),
-        };
-        cleanup.link_del(None, &net.bridge);
-        cleanup.remove_path(&net.data_dir);
-        net
+        Net(TestNetwork::new("rbr", tag, k, cleanup))
     }
 
     fn subnet4(&self) -> String {
@@ -159,59 +150,27 @@ impl Net {
         text
     }
 
-    fn lease_dir(&self) -> PathBuf {
-        self.data_dir.join(&self.name)
-    }
-
-    /// Every entry of the lease directory with its content.
-    fn store(&self) -> BTreeMap<String, Vec<u8>> {
-        let Ok(entries) = std::fs::read_dir(self.lease_dir()) else {
-            return BTreeMap::new();
-        };
-        entries
-            .map(|e| e.expect("read lease dir entry").path())
-            .map(|path| {
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                (name, std::fs::read(&path).unwrap_or_default())
-            })
-            .collect()
-    }
-
     /// Entries other than `lock` and `last_reserved_ip.*`: leases and
     /// anything else (a leftover temporary file counts).
     fn leftovers(&self) -> BTreeMap<String, String> {
-        self.store()
+        self.store_bytes()
             .into_iter()
-            .filter(|(name, _)| name != "lock" && !name.starts_with("last_reserved_ip."))
+            .filter(|(name, _)| !is_bookkeeping(name))
             .map(|(name, content)| (name, String::from_utf8_lossy(&content).into_owned()))
-            .collect()
-    }
-
-    /// Host links enslaved to this bridge.
-    fn ports(&self) -> Vec<String> {
-        kernel::links(None)
-            .into_iter()
-            .filter(|l| l["master"].as_str() == Some(self.bridge.as_str()))
-            .filter_map(|l| l["ifname"].as_str().map(str::to_string))
             .collect()
     }
 
     /// `-S` lines of both nat tables naming this network in a comment.
     fn nat_lines(&self) -> Vec<String> {
-        let marker = format!("name: \\\"{}\\\"", self.name);
-        ["iptables", "ip6tables"]
-            .into_iter()
-            .flat_map(|program| nat_rules(program, &marker))
-            .collect()
+        nat_rules_of_both(&format!("name: \\\"{}\\\"", self.name))
     }
 
     /// Nothing of any pod is left: no port, no lease (only `lock` and
     /// `last_reserved_ip.*`), no rule naming the network, no chain of `pods`.
     fn assert_empty(&self, pods: &[&Pod]) {
-        wait_until("the bridge to have no ports", || self.ports().is_empty());
+        wait_until("the bridge to have no ports", WAIT, || {
+            self.ports().is_empty()
+        });
         assert_eq!(self.leftovers(), BTreeMap::new(), "leases left");
         assert_eq!(self.nat_lines(), Vec::<String>::new(), "nat rules left");
         for pod in pods {
@@ -304,16 +263,13 @@ impl Pod {
     }
 
     fn rules(&self) -> Vec<String> {
-        ["iptables", "ip6tables"]
-            .into_iter()
-            .flat_map(|program| nat_rules(program, &self.chain))
-            .collect()
+        nat_rules_of_both(&self.chain)
     }
 
     /// No veth, no container interface, no lease, no chain or jump.
     fn assert_gone(&self, net: &Net) {
         let veth = self.derived_veth();
-        wait_until(&format!("host veth {veth} to vanish"), || {
+        wait_until(&format!("host veth {veth} to vanish"), WAIT, || {
             !kernel::link_exists(None, &veth)
         });
         assert_eq!(
@@ -349,12 +305,11 @@ fn bridge_veth_name(network: &str, id: &str, ifname: &str) -> String {
     format!("veth{}", &String::from_utf8_lossy(&out.stdout)[..8])
 }
 
-/// Lines of `<program> -t nat -S` containing `needle`.
-fn nat_rules(program: &str, needle: &str) -> Vec<String> {
-    cmd::run_ok(program, &["-w", "-t", "nat", "-S"])
-        .lines()
-        .filter(|l| l.contains(needle))
-        .map(str::to_string)
+/// Lines of both nat tables (`iptables`, then `ip6tables`) containing `needle`.
+fn nat_rules_of_both(needle: &str) -> Vec<String> {
+    [IpFamily::V4, IpFamily::V6]
+        .into_iter()
+        .flat_map(|family| kernel::nat_rules(family, needle))
         .collect()
 }
 
@@ -374,23 +329,6 @@ fn global_addrs(ns: Option<&str>, ifname: &str) -> BTreeSet<String> {
         .filter(|a| a["scope"] != "link")
         .filter_map(|a| Some(format!("{}/{}", a["local"].as_str()?, a["prefixlen"])))
         .collect()
-}
-
-/// Waits (bounded by [`WAIT`]) until `done`; fails the test otherwise.
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < WAIT,
-            "timed out after {WAIT:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// `ping -c1 -W1 dst` from `ns`, up to `attempts` times.
-fn ping(ns: &TestNetns, dst: &str, attempts: u32) -> bool {
-    (0..attempts).any(|_| ns.exec(&["ping", "-c1", "-W1", dst]).status.success())
 }
 
 /// Runs every call at once (one thread and one process each) and returns
@@ -488,7 +426,7 @@ fn ping_gateways(net: &Net, pods: &[&Pod]) {
             .iter()
             .map(|pod| {
                 let (gw4, gw6) = (&gw4, &gw6);
-                scope.spawn(move || (ping(&pod.ns, gw4, 5), ping(&pod.ns, gw6, 5)))
+                scope.spawn(move || (pod.ns.ping(gw4, 5), pod.ns.ping(gw6, 5)))
             })
             .collect();
         for (pod, handle) in pods.iter().zip(handles) {
@@ -727,7 +665,7 @@ impl Spawned {
         let child = self.child.take().expect("not finished yet");
         let out = child.wait_with_output().expect("wait for the plugin");
         let took = started.elapsed();
-        wait_until(&format!("process group {pgid} to drain"), || {
+        wait_until(&format!("process group {pgid} to drain"), WAIT, || {
             killpg(pgid, None).is_err()
         });
         let text = format!(
@@ -749,7 +687,7 @@ fn was_killed(status: ExitStatus) -> bool {
 /// exactly `<id>\r\n<ifname>` (never empty, never half-written, no other
 /// file such as a leftover temporary one).
 fn assert_store_sound(net: &Net, context: &str) {
-    for (name, content) in net.store() {
+    for (name, content) in net.store_bytes() {
         let text = String::from_utf8_lossy(&content);
         if name == "lock" {
             continue;
@@ -1151,7 +1089,7 @@ fn assert_untouched(net: &Net, pod: &Pod, allowed: Allowed, what: &str) {
             assert!(
                 !net.data_dir.exists(),
                 "{what}: dataDir created: {:?}",
-                net.store()
+                net.store_bytes()
             );
         }
         Allowed::StoreDir => {
