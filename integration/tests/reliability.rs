@@ -196,6 +196,28 @@ impl Net {
     }
 }
 
+/// The world of most tests here: one network, one pod on it, and the guard.
+/// Fields drop in order: the pod's namespace goes first, the guard last.
+struct World {
+    pod: Pod,
+    net: Net,
+    cleanup: Cleanup,
+}
+
+impl World {
+    /// Network `k` and a pod tagged `tag` for `test`; `None` (the test is
+    /// skipped) without root.
+    fn new(test: &str, k: u8, tag: &str) -> Option<World> {
+        if !require_root(test) {
+            return None;
+        }
+        let mut cleanup = Cleanup::new();
+        let net = Net::new(test, k, &mut cleanup);
+        let pod = Pod::new(&net, tag, &mut cleanup);
+        Some(World { pod, net, cleanup })
+    }
+}
+
 /// One attachment: container ID, `eth0`, its own namespace.
 struct Pod {
     id: String,
@@ -220,6 +242,11 @@ impl Pod {
             chain,
             network: net.name.clone(),
         }
+    }
+
+    /// `n` pods tagged `tag`, as [`Pod::new`] makes them.
+    fn many(net: &Net, tag: &str, n: usize, cleanup: &mut Cleanup) -> Vec<Pod> {
+        (0..n).map(|_| Pod::new(net, tag, cleanup)).collect()
     }
 
     /// A new container ID in the same namespace (the previous attachment
@@ -464,9 +491,7 @@ fn fifty_parallel_adds_then_fifty_parallel_dels_leave_nothing() {
     let start = Instant::now();
     let mut cleanup = Cleanup::new();
     let net = Net::new("rel-par", 1, &mut cleanup);
-    let pods: Vec<Pod> = (0..50)
-        .map(|_| Pod::new(&net, "rel-par", &mut cleanup))
-        .collect();
+    let pods = Pod::many(&net, "rel-par", 50, &mut cleanup);
     let refs: Vec<&Pod> = pods.iter().collect();
 
     let addrs = add_all(&net, &refs);
@@ -495,12 +520,8 @@ fn dels_interleaved_with_adds_of_other_pods_leave_nothing() {
     let start = Instant::now();
     let mut cleanup = Cleanup::new();
     let net = Net::new("rel-mix", 2, &mut cleanup);
-    let old: Vec<Pod> = (0..25)
-        .map(|_| Pod::new(&net, "rel-old", &mut cleanup))
-        .collect();
-    let new: Vec<Pod> = (0..25)
-        .map(|_| Pod::new(&net, "rel-new", &mut cleanup))
-        .collect();
+    let old = Pod::many(&net, "rel-old", 25, &mut cleanup);
+    let new = Pod::many(&net, "rel-new", 25, &mut cleanup);
     let old_refs: Vec<&Pod> = old.iter().collect();
     let new_refs: Vec<&Pod> = new.iter().collect();
     assert_distinct(&add_all(&net, &old_refs));
@@ -770,6 +791,22 @@ struct CrashPoint {
 }
 
 impl CrashPoint {
+    /// A fake `host-local` first in `CNI_PATH` (fakes tagged `tag`), its
+    /// body made by `script` from the real host-local's path and the record
+    /// file's.
+    fn in_ipam(tag: &str, script: impl FnOnce(&str, &str) -> String) -> CrashPoint {
+        let fakes = Fakes::new(tag);
+        let real = plugin_path("host-local").display().to_string();
+        let killed = fakes.file("killed").display().to_string();
+        fakes.install("host-local", &script(&real, &killed));
+        CrashPoint {
+            fakes,
+            cni_path: true,
+            path: false,
+            modes: Vec::new(),
+        }
+    }
+
     fn call(&self, pod: &Pod, i: usize) -> PluginCall {
         let mut call = pod.call("ADD", &Value::Null);
         if self.cni_path {
@@ -844,12 +881,9 @@ fn crash_after_the_veth_exists_is_cleaned_by_del() {
         12,
         "after the veth exists",
         |net| {
-            let fakes = Fakes::new("veth");
-            let killed = fakes.file("killed");
             // IPAM runs while bridge creates the veth: wait for it, never lease.
-            fakes.install(
-                "host-local",
-                &format!(
+            CrashPoint::in_ipam("veth", |real, killed| {
+                format!(
                     "[ \"$CNI_COMMAND\" = ADD ] || exec '{real}' \"$@\"\n\
                      veth=veth$(printf '%s' \"{net}/$CNI_CONTAINERID/$CNI_IFNAME\" | sha512sum | cut -c1-8)\n\
                      i=0\n\
@@ -857,17 +891,9 @@ fn crash_after_the_veth_exists_is_cleaned_by_del() {
                      [ -e /sys/class/net/$veth ] && echo \"$veth\" >> '{killed}'\n\
                      kill -9 $PPID\n\
                      exit 1",
-                    real = plugin_path("host-local").display(),
                     net = net.name,
-                    killed = killed.display()
-                ),
-            );
-            CrashPoint {
-                fakes,
-                cni_path: true,
-                path: false,
-                modes: Vec::new(),
-            }
+                )
+            })
         },
     );
 }
@@ -880,29 +906,18 @@ fn crash_right_after_ipam_is_cleaned_by_del() {
         12,
         "after IPAM",
         |_| {
-            let fakes = Fakes::new("ipam");
-            let killed = fakes.file("killed");
             // The real host-local leases, then bridge dies before reading it.
-            fakes.install(
-                "host-local",
-                &format!(
+            CrashPoint::in_ipam("ipam", |real, killed| {
+                format!(
                     "[ \"$CNI_COMMAND\" = ADD ] || exec '{real}' \"$@\"\n\
                      out=$('{real}')\n\
                      status=$?\n\
                      [ $status = 0 ] && echo leased >> '{killed}'\n\
                      kill -9 $PPID\n\
                      printf '%s' \"$out\"\n\
-                     exit $status",
-                    real = plugin_path("host-local").display(),
-                    killed = killed.display()
-                ),
-            );
-            CrashPoint {
-                fakes,
-                cni_path: true,
-                path: false,
-                modes: Vec::new(),
-            }
+                     exit $status"
+                )
+            })
         },
     );
 }
@@ -1119,6 +1134,24 @@ struct Bad {
     codes: &'static [u64],
 }
 
+impl Bad {
+    /// `call` of `plugin`, named `label` in failure messages, which must be
+    /// refused with one of `codes`.
+    fn new(
+        plugin: &'static str,
+        label: impl Into<String>,
+        call: PluginCall,
+        codes: &'static [u64],
+    ) -> Bad {
+        Bad {
+            plugin,
+            label: label.into(),
+            call,
+            codes,
+        }
+    }
+}
+
 /// Runs the bad inputs, on two threads when `parallel` (only for inputs the
 /// dispatcher refuses: two ADDs of one container that get as far as the
 /// veth would collide); every one must be refused. All failures are
@@ -1176,19 +1209,19 @@ fn refuse_all(bad: Vec<Bad>, parallel: bool) -> BTreeMap<&'static str, usize> {
     counts
 }
 
-fn total(counts: &BTreeMap<&'static str, usize>) -> usize {
-    counts.values().sum()
+/// Prints how many bad inputs of `what` were tried, in all and per plugin.
+fn report(what: &str, counts: &BTreeMap<&'static str, usize>) {
+    let total: usize = counts.values().sum();
+    println!("bad input: {what}: {total} calls {counts:?}");
 }
 
 #[test]
 fn crio_config_truncated_at_every_offset_is_a_decoding_error() {
     let test = "crio_config_truncated_at_every_offset_is_a_decoding_error";
-    if !require_root(test) {
+    let Some(world) = World::new(test, 20, "rel-trunc") else {
         return;
-    }
-    let mut cleanup = Cleanup::new();
-    let net = Net::new(test, 20, &mut cleanup);
-    let pod = Pod::new(&net, "rel-trunc", &mut cleanup);
+    };
+    let World { pod, net, .. } = &world;
     let text = net.crio_text();
     let whole = text.trim_end().len();
     let mut bad = Vec::new();
@@ -1200,20 +1233,20 @@ fn crio_config_truncated_at_every_offset_is_a_decoding_error() {
                 &["ADD"]
             };
             for command in commands {
-                bad.push(Bad {
+                bad.push(Bad::new(
                     plugin,
-                    label: format!("{command} of the first {cut} bytes"),
-                    call: pod.call_of(plugin, command, &text.as_bytes()[..cut]),
-                    codes: &[6],
-                });
+                    format!("{command} of the first {cut} bytes"),
+                    pod.call_of(plugin, command, &text.as_bytes()[..cut]),
+                    &[6],
+                ));
             }
         }
     }
     let counts = refuse_all(bad, true);
-    assert_untouched(&net, &pod, Allowed::Nothing, "after the truncations");
-    println!(
-        "bad input: CRI-O config ({whole} bytes) truncated at every offset: {} calls {counts:?}",
-        total(&counts)
+    assert_untouched(net, pod, Allowed::Nothing, "after the truncations");
+    report(
+        &format!("CRI-O config ({whole} bytes) truncated at every offset"),
+        &counts,
     );
 }
 
@@ -1361,13 +1394,11 @@ const IPAM_FIELDS: &[(&[&str], Kind)] = &[
 #[test]
 fn every_field_with_a_wrong_json_type_is_refused() {
     let test = "every_field_with_a_wrong_json_type_is_refused";
-    if !require_root(test) {
+    let Some(world) = World::new(test, 21, "rel-types") else {
         return;
-    }
-    let mut cleanup = Cleanup::new();
-    let net = Net::new(test, 21, &mut cleanup);
+    };
+    let World { pod, net, .. } = &world;
     net.create_bridge();
-    let pod = Pod::new(&net, "rel-types", &mut cleanup);
     let base = net.config();
     let mut bad = Vec::new();
     for plugin in PLUGINS {
@@ -1388,33 +1419,28 @@ fn every_field_with_a_wrong_json_type_is_refused() {
             for value in kind.wrong_values() {
                 let mut conf = base.clone();
                 set_path(&mut conf, path, value.clone());
-                bad.push(Bad {
+                bad.push(Bad::new(
                     plugin,
-                    label: format!("ADD with {} = {value}", path.join(".")),
-                    call: pod.call_of(plugin, "ADD", conf.to_string()),
+                    format!("ADD with {} = {value}", path.join(".")),
+                    pod.call_of(plugin, "ADD", conf.to_string()),
                     codes,
-                });
+                ));
             }
         }
     }
     let counts = refuse_all(bad, false);
-    assert_untouched(&net, &pod, Allowed::StoreDir, "after the type confusion");
+    assert_untouched(net, pod, Allowed::StoreDir, "after the type confusion");
     assert!(!net.data_dir.exists(), "the dataDir was created");
-    println!(
-        "bad input: wrong JSON types per field: {} calls {counts:?}",
-        total(&counts)
-    );
+    report("wrong JSON types per field", &counts);
 }
 
 #[test]
 fn bad_commands_variables_container_ids_and_ifnames_are_refused() {
     let test = "bad_commands_variables_container_ids_and_ifnames_are_refused";
-    if !require_root(test) {
+    let Some(world) = World::new(test, 23, "rel-env") else {
         return;
-    }
-    let mut cleanup = Cleanup::new();
-    let net = Net::new(test, 23, &mut cleanup);
-    let pod = Pod::new(&net, "rel-env", &mut cleanup);
+    };
+    let World { pod, net, .. } = &world;
     let conf = net.config().to_string();
     let long_command = "X".repeat(1000);
     let commands = [
@@ -1446,12 +1472,12 @@ fn bad_commands_variables_container_ids_and_ifnames_are_refused() {
     let mut bad = Vec::new();
     for plugin in PLUGINS {
         for command in commands {
-            bad.push(Bad {
+            bad.push(Bad::new(
                 plugin,
-                label: format!("CNI_COMMAND={command:?}"),
-                call: pod.call_of(plugin, command, conf.clone()),
-                codes: &[4],
-            });
+                format!("CNI_COMMAND={command:?}"),
+                pod.call_of(plugin, command, conf.clone()),
+                &[4],
+            ));
         }
         for command in ["ADD", "DEL", "CHECK"] {
             let mut required = vec!["CNI_CONTAINERID", "CNI_IFNAME", "CNI_PATH"];
@@ -1469,50 +1495,48 @@ fn bad_commands_variables_container_ids_and_ifnames_are_refused() {
                         pod.call_of(plugin, command, conf.clone()).env(var, ""),
                     ),
                 ] {
-                    bad.push(Bad {
+                    bad.push(Bad::new(
                         plugin,
-                        label: format!("{command} with {var} {how}"),
+                        format!("{command} with {var} {how}"),
                         call,
-                        codes: &[4],
-                    });
+                        &[4],
+                    ));
                 }
             }
             for id in ids {
-                bad.push(Bad {
+                bad.push(Bad::new(
                     plugin,
-                    label: format!("{command} with container ID {id:?}"),
-                    call: pod.call_of(plugin, command, conf.clone()).container_id(id),
-                    codes: &[4],
-                });
+                    format!("{command} with container ID {id:?}"),
+                    pod.call_of(plugin, command, conf.clone()).container_id(id),
+                    &[4],
+                ));
             }
             for ifname in ifnames {
-                bad.push(Bad {
+                bad.push(Bad::new(
                     plugin,
-                    label: format!("{command} with ifname {ifname:?}"),
-                    call: pod.call_of(plugin, command, conf.clone()).ifname(ifname),
-                    codes: &[4],
-                });
+                    format!("{command} with ifname {ifname:?}"),
+                    pod.call_of(plugin, command, conf.clone()).ifname(ifname),
+                    &[4],
+                ));
             }
         }
     }
     let counts = refuse_all(bad, true);
-    assert_untouched(&net, &pod, Allowed::Nothing, "after the bad environments");
-    println!(
-        "bad input: unknown commands, missing/empty variables, bad container IDs and ifnames: {} calls {counts:?}",
-        total(&counts)
+    assert_untouched(net, pod, Allowed::Nothing, "after the bad environments");
+    report(
+        "unknown commands, missing/empty variables, bad container IDs and ifnames",
+        &counts,
     );
 }
 
 #[test]
 fn path_traversal_in_network_names_and_data_dirs_is_refused() {
     let test = "path_traversal_in_network_names_and_data_dirs_is_refused";
-    if !require_root(test) {
+    let Some(mut world) = World::new(test, 24, "rel-path") else {
         return;
-    }
-    let mut cleanup = Cleanup::new();
-    let net = Net::new(test, 24, &mut cleanup);
+    };
+    let World { pod, net, cleanup } = &mut world;
     net.create_bridge();
-    let pod = Pod::new(&net, "rel-path", &mut cleanup);
     let base = net.config();
     // Where an escape from the dataDir's parent would land.
     let escaped = std::env::temp_dir().join(&net.name);
@@ -1545,12 +1569,12 @@ fn path_traversal_in_network_names_and_data_dirs_is_refused() {
             for name in names {
                 let mut conf = base.clone();
                 conf["name"] = json!(name);
-                bad.push(Bad {
+                bad.push(Bad::new(
                     plugin,
-                    label: format!("{command} with network name {name:?}"),
-                    call: pod.call_of(plugin, command, conf.to_string()),
-                    codes: &[7],
-                });
+                    format!("{command} with network name {name:?}"),
+                    pod.call_of(plugin, command, conf.to_string()),
+                    &[7],
+                ));
             }
             if plugin == "loopback" {
                 continue;
@@ -1558,35 +1582,30 @@ fn path_traversal_in_network_names_and_data_dirs_is_refused() {
             for dir in &data_dirs {
                 let mut conf = base.clone();
                 conf["ipam"]["dataDir"] = json!(dir);
-                bad.push(Bad {
+                bad.push(Bad::new(
                     plugin,
-                    label: format!("{command} with dataDir {dir:?}"),
-                    call: pod.call_of(plugin, command, conf.to_string()),
-                    codes: &[7],
-                });
+                    format!("{command} with dataDir {dir:?}"),
+                    pod.call_of(plugin, command, conf.to_string()),
+                    &[7],
+                ));
             }
         }
     }
     let counts = refuse_all(bad, false);
-    assert_untouched(&net, &pod, Allowed::StoreDir, "after the traversals");
+    assert_untouched(net, pod, Allowed::StoreDir, "after the traversals");
     assert!(!net.data_dir.exists(), "the dataDir was created");
     assert!(!escaped.exists(), "{} was created", escaped.display());
-    println!(
-        "bad input: path traversal in network names and dataDirs: {} calls {counts:?}",
-        total(&counts)
-    );
+    report("path traversal in network names and dataDirs", &counts);
 }
 
 #[test]
 fn cidrs_and_addresses_of_the_wrong_family_are_refused() {
     let test = "cidrs_and_addresses_of_the_wrong_family_are_refused";
-    if !require_root(test) {
+    let Some(world) = World::new(test, 25, "rel-family") else {
         return;
-    }
-    let mut cleanup = Cleanup::new();
-    let net = Net::new(test, 25, &mut cleanup);
+    };
+    let World { pod, net, .. } = &world;
     net.create_bridge();
-    let pod = Pod::new(&net, "rel-family", &mut cleanup);
     let (v4, v6) = (net.subnet4(), net.subnet6());
     let (gw4, gw6) = (net.gw4(), net.gw6());
     let ranges = |range: Value| json!([[range]]);
@@ -1636,12 +1655,12 @@ fn cidrs_and_addresses_of_the_wrong_family_are_refused() {
                     conf["ipam"][key] = value.clone();
                 }
             }
-            bad.push(Bad {
+            bad.push(Bad::new(
                 plugin,
-                label: label.to_string(),
-                call: pod.call_of(plugin, "ADD", conf.to_string()),
-                codes: &[7],
-            });
+                label.to_string(),
+                pod.call_of(plugin, "ADD", conf.to_string()),
+                &[7],
+            ));
         }
         // A v4-only network asked for a v6 address (and the reverse).
         let mut v4_only = base.clone();
@@ -1660,21 +1679,21 @@ fn cidrs_and_addresses_of_the_wrong_family_are_refused() {
                 format!("IgnoreUnknown=1;IP={gw4}0"),
             ),
         ] {
-            bad.push(Bad {
+            bad.push(Bad::new(
                 plugin,
-                label: label.to_string(),
-                call: pod.call_of(plugin, "ADD", conf.to_string()).args(&args),
-                codes: &[999],
-            });
+                label.to_string(),
+                pod.call_of(plugin, "ADD", conf.to_string()).args(&args),
+                &[999],
+            ));
         }
         let mut conf = v4_only.clone();
         conf["runtimeConfig"] = json!({"ips": [format!("{gw6}5/64")]});
-        bad.push(Bad {
+        bad.push(Bad::new(
             plugin,
-            label: "runtimeConfig.ips of the other family".to_string(),
-            call: pod.call_of(plugin, "ADD", conf.to_string()),
-            codes: &[999],
-        });
+            "runtimeConfig.ips of the other family",
+            pod.call_of(plugin, "ADD", conf.to_string()),
+            &[999],
+        ));
     }
     // A route whose gateway is of the other family: host-local hands it
     // over, bridge cannot install it and must roll everything back. (An
@@ -1682,29 +1701,27 @@ fn cidrs_and_addresses_of_the_wrong_family_are_refused() {
     let route = json!({"dst": "::/0", "gw": gw4});
     let mut conf = base.clone();
     conf["ipam"]["routes"] = json!([route]);
-    bad.push(Bad {
-        plugin: "bridge",
-        label: format!("route {route}"),
-        call: pod.call_of("bridge", "ADD", conf.to_string()),
-        codes: &[999],
-    });
+    bad.push(Bad::new(
+        "bridge",
+        format!("route {route}"),
+        pod.call_of("bridge", "ADD", conf.to_string()),
+        &[999],
+    ));
     let counts = refuse_all(bad, false);
-    assert_untouched(&net, &pod, Allowed::StoreDir, "after the wrong families");
-    println!(
-        "bad input: CIDRs, ranges, requested IPs and routes of the wrong family: {} calls {counts:?}",
-        total(&counts)
+    assert_untouched(net, pod, Allowed::StoreDir, "after the wrong families");
+    report(
+        "CIDRs, ranges, requested IPs and routes of the wrong family",
+        &counts,
     );
 }
 
 #[test]
 fn cni_netns_that_is_not_a_network_namespace_is_refused() {
     let test = "cni_netns_that_is_not_a_network_namespace_is_refused";
-    if !require_root(test) {
+    let Some(world) = World::new(test, 26, "rel-netns") else {
         return;
-    }
-    let mut cleanup = Cleanup::new();
-    let net = Net::new(test, 26, &mut cleanup);
-    let pod = Pod::new(&net, "rel-netns", &mut cleanup);
+    };
+    let World { pod, net, .. } = &world;
     let scratch = Fakes::new("netns");
     let file = scratch.file("regular");
     std::fs::write(&file, "not a namespace").expect("write a regular file");
@@ -1728,12 +1745,12 @@ fn cni_netns_that_is_not_a_network_namespace_is_refused() {
     for plugin in ["bridge", "loopback"] {
         for command in ["ADD", "CHECK"] {
             for path in &paths {
-                bad.push(Bad {
+                bad.push(Bad::new(
                     plugin,
-                    label: format!("{command} with CNI_NETNS={}", path.display()),
-                    call: pod.call_of(plugin, command, conf.clone()).netns(path),
-                    codes: &[999],
-                });
+                    format!("{command} with CNI_NETNS={}", path.display()),
+                    pod.call_of(plugin, command, conf.clone()).netns(path),
+                    &[999],
+                ));
             }
         }
     }
@@ -1742,23 +1759,18 @@ fn cni_netns_that_is_not_a_network_namespace_is_refused() {
     // reference does), and host-local opens its store for that: the lock
     // file may exist, nothing else, and the bridge must not.
     assert!(!kernel::link_exists(None, &net.bridge), "bridge created");
-    assert_untouched(&net, &pod, Allowed::StoreDir, "after the bad namespaces");
-    println!(
-        "bad input: CNI_NETNS not a network namespace: {} calls {counts:?}",
-        total(&counts)
-    );
+    assert_untouched(net, pod, Allowed::StoreDir, "after the bad namespaces");
+    report("CNI_NETNS not a network namespace", &counts);
 }
 
 #[test]
 fn cni_path_without_a_usable_ipam_plugin_is_refused() {
     let test = "cni_path_without_a_usable_ipam_plugin_is_refused";
-    if !require_root(test) {
+    let Some(world) = World::new(test, 27, "rel-cnipath") else {
         return;
-    }
-    let mut cleanup = Cleanup::new();
-    let net = Net::new(test, 27, &mut cleanup);
+    };
+    let World { pod, net, .. } = &world;
     net.create_bridge();
-    let pod = Pod::new(&net, "rel-cnipath", &mut cleanup);
     let conf = net.config().to_string();
     let dirs: Vec<(String, Fakes)> = vec![
         ("host-local is a directory".into(), {
@@ -1795,14 +1807,13 @@ fn cni_path_without_a_usable_ipam_plugin_is_refused() {
     ];
     let mut bad = Vec::new();
     for (label, dir) in &dirs {
-        bad.push(Bad {
-            plugin: "bridge",
-            label: label.clone(),
-            call: pod
-                .call_of("bridge", "ADD", conf.clone())
+        bad.push(Bad::new(
+            "bridge",
+            label.as_str(),
+            pod.call_of("bridge", "ADD", conf.clone())
                 .cni_path(dir.path()),
-            codes: &[999],
-        });
+            &[999],
+        ));
     }
     for (label, path) in [
         ("only empty entries", "::"),
@@ -1810,32 +1821,27 @@ fn cni_path_without_a_usable_ipam_plugin_is_refused() {
         ("a relative directory", "relative/bin"),
     ] {
         for command in ["ADD", "DEL"] {
-            bad.push(Bad {
-                plugin: "bridge",
-                label: format!("{command} with CNI_PATH of {label}"),
-                call: pod.call_of("bridge", command, conf.clone()).cni_path(path),
-                codes: &[999],
-            });
+            bad.push(Bad::new(
+                "bridge",
+                format!("{command} with CNI_PATH of {label}"),
+                pod.call_of("bridge", command, conf.clone()).cni_path(path),
+                &[999],
+            ));
         }
     }
     let counts = refuse_all(bad, false);
-    assert_untouched(&net, &pod, Allowed::StoreDir, "after the bad CNI_PATHs");
-    println!(
-        "bad input: CNI_PATH without a usable IPAM plugin: {} calls {counts:?}",
-        total(&counts)
-    );
+    assert_untouched(net, pod, Allowed::StoreDir, "after the bad CNI_PATHs");
+    report("CNI_PATH without a usable IPAM plugin", &counts);
 }
 
 #[test]
 fn huge_and_deeply_nested_input_is_refused() {
     let test = "huge_and_deeply_nested_input_is_refused";
-    if !require_root(test) {
+    let Some(mut world) = World::new(test, 28, "rel-huge") else {
         return;
-    }
-    let mut cleanup = Cleanup::new();
-    let net = Net::new(test, 28, &mut cleanup);
+    };
+    let World { pod, net, cleanup } = &mut world;
     net.create_bridge();
-    let pod = Pod::new(&net, "rel-huge", &mut cleanup);
     let base = net.config();
     const MB: usize = 1 << 20;
     let mut nested = base.to_string();
@@ -1851,35 +1857,35 @@ fn huge_and_deeply_nested_input_is_refused() {
     let mut bad = Vec::new();
     for plugin in PLUGINS {
         for (label, stdin, codes) in &generic {
-            bad.push(Bad {
+            bad.push(Bad::new(
                 plugin,
-                label: label.to_string(),
-                call: pod.call_of(plugin, "ADD", stdin.clone()),
+                label.to_string(),
+                pod.call_of(plugin, "ADD", stdin.clone()),
                 codes,
-            });
+            ));
         }
     }
     // Names far beyond what the kernel, the file system or iptables take.
     for len in [16, 300, 70_000, 10 * MB] {
         let mut conf = base.clone();
         conf["bridge"] = json!("b".repeat(len));
-        bad.push(Bad {
-            plugin: "bridge",
-            label: format!("a bridge name of {len} bytes"),
-            call: pod.call_of("bridge", "ADD", conf.to_string()),
-            codes: &[999],
-        });
+        bad.push(Bad::new(
+            "bridge",
+            format!("a bridge name of {len} bytes"),
+            pod.call_of("bridge", "ADD", conf.to_string()),
+            &[999],
+        ));
     }
     for plugin in ["bridge", "host-local"] {
         for len in [300, 10 * MB] {
             let mut conf = base.clone();
             conf["name"] = json!("n".repeat(len));
-            bad.push(Bad {
+            bad.push(Bad::new(
                 plugin,
-                label: format!("a network name of {len} bytes"),
-                call: pod.call_of(plugin, "ADD", conf.to_string()),
-                codes: &[5],
-            });
+                format!("a network name of {len} bytes"),
+                pod.call_of(plugin, "ADD", conf.to_string()),
+                &[5],
+            ));
         }
     }
     // A container ID of 300 bytes still fits an iptables comment; this
@@ -1888,20 +1894,16 @@ fn huge_and_deeply_nested_input_is_refused() {
     let long_id_chain = bridge::masq::chain_name(&net.name, &"c".repeat(100_000));
     cleanup.iptables_chain(false, "nat", &long_id_chain);
     cleanup.iptables_chain(true, "nat", &long_id_chain);
-    bad.push(Bad {
-        plugin: "bridge",
-        label: "a container ID of 100000 bytes".to_string(),
-        call: pod
-            .call_of("bridge", "ADD", base.to_string())
+    bad.push(Bad::new(
+        "bridge",
+        "a container ID of 100000 bytes",
+        pod.call_of("bridge", "ADD", base.to_string())
             .container_id(&"c".repeat(100_000)),
-        codes: &[999],
-    });
+        &[999],
+    ));
     let counts = refuse_all(bad, false);
-    assert_untouched(&net, &pod, Allowed::StoreDir, "after the huge inputs");
-    println!(
-        "bad input: huge and deeply nested stdin, huge names and IDs: {} calls {counts:?}",
-        total(&counts)
-    );
+    assert_untouched(net, pod, Allowed::StoreDir, "after the huge inputs");
+    report("huge and deeply nested stdin, huge names and IDs", &counts);
 }
 
 // ---------------------------------------------------------------------------
@@ -2057,12 +2059,10 @@ fn inspect_children(
 #[test]
 fn children_inherit_only_stdio_and_run_in_the_host_namespace() {
     let test = "children_inherit_only_stdio_and_run_in_the_host_namespace";
-    if !require_root(test) {
+    let Some(world) = World::new(test, 10, "rel-fds") else {
         return;
-    }
-    let mut cleanup = Cleanup::new();
-    let net = Net::new(test, 10, &mut cleanup);
-    let pod = Pod::new(&net, "rel-fds", &mut cleanup);
+    };
+    let World { pod, net, .. } = &world;
     // One directory is both CNI_PATH and the front of PATH.
     let fakes = Fakes::new("fds");
     install_pausing(
@@ -2089,8 +2089,8 @@ fn children_inherit_only_stdio_and_run_in_the_host_namespace() {
             &["host-local", "iptables-restore", "ip6tables-restore"],
         );
     }
-    pod.assert_gone(&net);
-    net.assert_empty(&[&pod]);
+    pod.assert_gone(net);
+    net.assert_empty(&[pod]);
     println!(
         "hygiene: {inspected} child processes of bridge ADD and DEL inspected: only fds 0-2, host namespace, no bridge thread elsewhere at IPAM time"
     );
@@ -2111,12 +2111,10 @@ fn files_containing(needle: &str, roots: &[&Path]) -> Vec<String> {
 #[test]
 fn a_secret_in_the_environment_is_written_nowhere_without_trace() {
     let test = "a_secret_in_the_environment_is_written_nowhere_without_trace";
-    if !require_root(test) {
+    let Some(world) = World::new(test, 11, "rel-secret") else {
         return;
-    }
-    let mut cleanup = Cleanup::new();
-    let net = Net::new(test, 11, &mut cleanup);
-    let pod = Pod::new(&net, "rel-secret", &mut cleanup);
+    };
+    let World { pod, net, .. } = &world;
     let mut rng = Rng::from_clock();
     let token = |rng: &mut Rng| format!("s3cr3t{:016x}{:016x}", rng.next(), rng.next());
     // Never printed: the test's own output may land in a file under /tmp.
@@ -2163,7 +2161,7 @@ fn a_secret_in_the_environment_is_written_nowhere_without_trace() {
         Vec::<String>::new(),
         "the secret was written to disk"
     );
-    net.assert_empty(&[&pod]);
+    net.assert_empty(&[pod]);
     println!(
         "hygiene: ADD, CHECK and DEL with a secret in 2 variables and CNI_ARGS, no CNI_TRACE: \
          not found under {} directories",
