@@ -4,6 +4,7 @@
 //! implementation can release what the other leased.
 
 pub mod allocator;
+pub mod cache;
 pub mod config;
 pub mod dns;
 pub mod gc;

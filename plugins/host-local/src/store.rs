@@ -23,13 +23,15 @@
 //! writes under the lock — so it is **stale**: it matches no container, is left out
 //! of [`LockedStore::leases`], and [`Store::reserve`] reclaims it.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
 use std::io::{self, Read, Write};
 use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+use crate::cache;
 
 /// Separator between container ID and interface name in a lease file.
 pub const LINE_BREAK: &str = "\r\n";
@@ -257,6 +259,7 @@ pub struct DiskStore {
     dir: PathBuf,
     lock_path: PathBuf,
     lock_file: File,
+    cache_dir: Option<PathBuf>,
 }
 
 impl DiskStore {
@@ -270,6 +273,19 @@ impl DiskStore {
     /// [`StoreError::InvalidNetworkName`], [`StoreError::CreateDir`] or
     /// [`StoreError::OpenLock`].
     pub fn open(data_dir: &Path, network: &str) -> Result<DiskStore, StoreError> {
+        DiskStore::open_with_cache(data_dir, network, Some(Path::new(cache::DEFAULT_DIR)))
+    }
+
+    /// [`DiskStore::open`] with the scan cache in `cache_dir`, or without a cache.
+    ///
+    /// # Errors
+    ///
+    /// As [`DiskStore::open`].
+    pub fn open_with_cache(
+        data_dir: &Path,
+        network: &str,
+        cache_dir: Option<&Path>,
+    ) -> Result<DiskStore, StoreError> {
         validate_network_name(network)?;
         let dir = data_dir.join(network);
         create_dirs(&dir)?;
@@ -282,6 +298,7 @@ impl DiskStore {
             dir,
             lock_path,
             lock_file,
+            cache_dir: cache_dir.map(Path::to_path_buf),
         })
     }
 
@@ -303,6 +320,7 @@ impl DiskStore {
         Ok(LockedStore {
             store: self,
             scanned: RefCell::new(None),
+            publish: Cell::new(false),
         })
     }
 }
@@ -373,13 +391,19 @@ fn open_lock_file(path: &Path) -> io::Result<File> {
 #[derive(Debug)]
 pub struct LockedStore<'a> {
     store: &'a DiskStore,
-    /// The leases as last scanned, kept current by our own writes so one call
-    /// reads the directory at most once (it dominates ADD on a busy node).
+    /// The leases as last scanned (or taken from the cache), kept exactly current
+    /// by our own writes so one call reads the directory at most once; `None` when
+    /// not read yet or when a failed removal left the directory uncertain.
     scanned: RefCell<Option<Vec<RawLease>>>,
+    /// Whether `scanned` should be published to the cache on unlock: we scanned
+    /// the directory or changed it.
+    publish: Cell<bool>,
 }
 
 impl Drop for LockedStore<'_> {
     fn drop(&mut self) {
+        // Still under the lock: the cache and the sign must describe what we leave.
+        self.publish_scan();
         // Closing the file would release the flock too; unlocking early is a courtesy.
         let _ = self.store.lock_file.unlock();
     }
@@ -399,12 +423,13 @@ impl LockedStore<'_> {
         &self.store.dir
     }
 
-    /// All non-stale leases, ordered by file name.
+    /// All non-stale leases on disk, ordered by file name (always a fresh scan).
     ///
     /// # Errors
     ///
     /// I/O failures while scanning.
     pub fn leases(&self) -> Result<Vec<Lease>, StoreError> {
+        self.rescan()?;
         self.with_scanned(|leases| {
             leases
                 .iter()
@@ -413,29 +438,100 @@ impl LockedStore<'_> {
         })
     }
 
-    /// Runs `f` on the scanned leases, scanning the directory on first use.
+    /// Runs `f` on the leases, taken from the cache or by scanning on first use.
     fn with_scanned<T>(&self, f: impl FnOnce(&[RawLease]) -> T) -> Result<T, StoreError> {
         let mut scanned = self.scanned.borrow_mut();
         let leases = match scanned.take() {
             Some(leases) => leases,
-            None => self.scan()?,
+            None => match self.cached() {
+                Some(leases) => leases,
+                None => {
+                    let leases = self.scan()?;
+                    self.publish.set(true);
+                    leases
+                }
+            },
         };
         Ok(f(scanned.insert(leases)))
     }
 
-    /// Keeps the scanned leases current after we created a lease.
+    /// Reads the directory afresh, ignoring the cache.
+    fn rescan(&self) -> Result<(), StoreError> {
+        self.scanned.borrow_mut().take();
+        let leases = self.scan()?;
+        *self.scanned.borrow_mut() = Some(leases);
+        self.publish.set(true);
+        Ok(())
+    }
+
+    /// The leases recorded in the cache, if the directory is still as recorded.
+    fn cached(&self) -> Option<Vec<RawLease>> {
+        let cache_dir = self.store.cache_dir.as_deref()?;
+        let meta = fs::metadata(&self.store.dir).ok()?;
+        let entries = cache::load(cache_dir, &meta)?;
+        let mut leases = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let ip = entry.name.parse::<IpAddr>().ok()?;
+            leases.push(RawLease {
+                ip,
+                path: self.path_for(&entry.name),
+                text: entry.text,
+            });
+        }
+        leases.sort_by(|a, b| a.path.cmp(&b.path));
+        Some(leases)
+    }
+
+    /// Publishes the leases to the cache and signs the directory, if we scanned
+    /// or changed it and still know exactly what it holds. Failures only cost
+    /// the next call a scan.
+    fn publish_scan(&self) {
+        let Some(cache_dir) = self.store.cache_dir.as_deref() else {
+            return;
+        };
+        let scanned = self.scanned.borrow();
+        let (true, Some(leases)) = (self.publish.get(), scanned.as_ref()) else {
+            return;
+        };
+        let Ok(meta) = fs::metadata(&self.store.dir) else {
+            return;
+        };
+        let entries: Vec<cache::Entry> = leases
+            .iter()
+            .filter_map(|l| {
+                Some(cache::Entry {
+                    name: l.path.file_name()?.to_str()?.to_owned(),
+                    text: l.text.clone(),
+                })
+            })
+            .collect();
+        if entries.len() == leases.len() {
+            let _ = cache::publish(cache_dir, &self.store.dir, &meta, &entries);
+        }
+    }
+
+    /// Keeps the leases current after we created one (callers read them first).
     fn remember(&self, lease: RawLease) {
         if let Some(leases) = self.scanned.borrow_mut().as_mut() {
             let at = leases.partition_point(|l| l.path < lease.path);
             match leases.get_mut(at) {
-                // A reclaimed stale lease had this name.
+                // A reclaimed stale lease had this name (or a scan after our write saw it).
                 Some(same) if same.path == lease.path => *same = lease,
                 _ => leases.insert(at, lease),
             }
         }
+        self.publish.set(true);
     }
 
-    /// Drops the scanned leases after we removed some.
+    /// Keeps the leases current after we removed the lease at `path`.
+    fn removed(&self, path: &Path) {
+        if let Some(leases) = self.scanned.borrow_mut().as_mut() {
+            leases.retain(|l| l.path != path);
+        }
+        self.publish.set(true);
+    }
+
+    /// Drops the leases after a failed removal left the directory uncertain.
     fn forget(&self) {
         self.scanned.borrow_mut().take();
     }
@@ -519,6 +615,33 @@ impl LockedStore<'_> {
         }
     }
 
+    /// Reclaims a stale lease at `path`, creates ours and records `ip` as the last
+    /// reserved of its set. Returns the content written, `None` if `ip` is taken.
+    fn create_lease(
+        &self,
+        path: &Path,
+        name: &str,
+        id: &str,
+        ifname: &str,
+        ip: IpAddr,
+        set_index: usize,
+    ) -> Result<Option<String>, StoreError> {
+        if !self.free_or_reclaim(path)? {
+            return Ok(None);
+        }
+        let content = lease_content(id, ifname);
+        if !self.create_exclusive(path, name, content.as_bytes())? {
+            // Only a writer ignoring the lock gets here; a stale lease may be gone.
+            self.forget();
+            return Ok(None);
+        }
+        if let Err(e) = self.write_last_reserved(ip.to_canonical(), set_index) {
+            let _ = fs::remove_file(path);
+            return Err(e);
+        }
+        Ok(Some(content))
+    }
+
     /// Atomically replaces `last_reserved_ip.<set_index>` with `ip`.
     fn write_last_reserved(&self, ip: IpAddr, set_index: usize) -> Result<(), StoreError> {
         let name = format!("{LAST_IP_PREFIX}{set_index}");
@@ -533,20 +656,34 @@ impl LockedStore<'_> {
         result
     }
 
-    /// Removes the given lease files, continuing past failures; returns the removed IPs.
-    fn remove_all(&self, leases: &[RawLease], ips: &[IpAddr]) -> Result<Vec<IpAddr>, StoreError> {
+    /// Removes the lease files of `ips`, continuing past failures; returns the
+    /// removed IPs. Keeps the leases current, or drops them if a removal failed.
+    fn remove_all(&self, ips: &[IpAddr]) -> Result<Vec<IpAddr>, StoreError> {
+        let paths: Vec<(IpAddr, PathBuf)> = self.with_scanned(|leases| {
+            leases
+                .iter()
+                .filter(|l| ips.contains(&l.ip))
+                .map(|l| (l.ip, l.path.clone()))
+                .collect()
+        })?;
         let mut removed = Vec::new();
         let mut first_err = None;
-        for lease in leases.iter().filter(|l| ips.contains(&l.ip)) {
-            match remove_if_exists(&lease.path) {
-                Ok(_) => removed.push(lease.ip),
+        for (ip, path) in paths {
+            match remove_if_exists(&path) {
+                Ok(_) => {
+                    self.removed(&path);
+                    removed.push(ip);
+                }
                 Err(e) => {
                     first_err.get_or_insert(e);
                 }
             }
         }
         match first_err {
-            Some(e) => Err(e),
+            Some(e) => {
+                self.forget();
+                Err(e)
+            }
             None => Ok(removed),
         }
     }
@@ -560,25 +697,27 @@ impl Store for LockedStore<'_> {
         ip: IpAddr,
         set_index: usize,
     ) -> Result<bool, StoreError> {
+        // Read the leases before changing anything, so they can be kept current.
+        self.with_scanned(|_| ())?;
         let name = ip.to_canonical().to_string();
         let path = self.path_for(&name);
-        if !self.free_or_reclaim(&path)? {
-            return Ok(false);
+        match self.create_lease(&path, &name, id, ifname, ip, set_index) {
+            Ok(Some(text)) => {
+                self.remember(RawLease {
+                    ip: ip.to_canonical(),
+                    path,
+                    text,
+                });
+                Ok(true)
+            }
+            // Nothing changed.
+            Ok(None) => Ok(false),
+            // A stale lease may be gone, or ours left behind: read afresh next time.
+            Err(e) => {
+                self.forget();
+                Err(e)
+            }
         }
-        let content = lease_content(id, ifname);
-        if !self.create_exclusive(&path, &name, content.as_bytes())? {
-            return Ok(false);
-        }
-        if let Err(e) = self.write_last_reserved(ip.to_canonical(), set_index) {
-            let _ = fs::remove_file(&path);
-            return Err(e);
-        }
-        self.remember(RawLease {
-            ip: ip.to_canonical(),
-            path,
-            text: content,
-        });
-        Ok(true)
     }
 
     fn last_reserved_ip(&self, set_index: usize) -> Result<Option<IpAddr>, StoreError> {
@@ -600,18 +739,27 @@ impl Store for LockedStore<'_> {
     }
 
     fn release_by_id(&mut self, id: &str, ifname: &str) -> Result<Vec<IpAddr>, StoreError> {
-        // Releases always read the directory afresh: they must free everything on disk.
-        self.forget();
-        let leases = self.scan()?;
-        let ips = select_for_release(leases.iter().map(|l| (l.ip, l.text.as_str())), id, ifname);
-        let removed = self.remove_all(&leases, &ips);
-        self.forget();
-        removed
+        // Releases always read the directory afresh: they must free everything on
+        // disk, whatever the cache says.
+        self.rescan()?;
+        let ips = self.with_scanned(|leases| {
+            select_for_release(leases.iter().map(|l| (l.ip, l.text.as_str())), id, ifname)
+        })?;
+        self.remove_all(&ips)
     }
 
     fn release_ip(&mut self, ip: IpAddr) -> Result<bool, StoreError> {
-        self.forget();
-        remove_if_exists(&self.path_for(&ip.to_canonical().to_string()))
+        let path = self.path_for(&ip.to_canonical().to_string());
+        match remove_if_exists(&path) {
+            Ok(existed) => {
+                self.removed(&path);
+                Ok(existed)
+            }
+            Err(e) => {
+                self.forget();
+                Err(e)
+            }
+        }
     }
 }
 
@@ -771,7 +919,30 @@ mod tests {
     }
 
     fn open(tmp: &tempfile::TempDir) -> DiskStore {
-        DiskStore::open(&tmp.path().join("data"), "crio").unwrap()
+        let cache = tmp.path().join("cache");
+        DiskStore::open_with_cache(&tmp.path().join("data"), "crio", Some(&cache)).unwrap()
+    }
+
+    /// Rewrites a lease in place, which no writer does: the directory stays
+    /// signed, so reading the old content proves the cache was used.
+    fn rewrite_in_place(path: &Path, content: &str) {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(path)
+            .unwrap();
+        file.write_all(content.as_bytes()).unwrap();
+    }
+
+    fn find(store: &mut DiskStore, id: &str) -> Vec<IpAddr> {
+        store.lock().unwrap().find_by_id(id, "eth0").unwrap()
+    }
+
+    fn cache_files(tmp: &tempfile::TempDir) -> Vec<PathBuf> {
+        fs::read_dir(tmp.path().join("cache"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
     }
 
     fn names(dir: &Path) -> Vec<String> {
@@ -895,9 +1066,18 @@ mod tests {
             locked.find_by_id("abc", "eth0").unwrap(),
             [ip("10.85.0.3"), ip("1100::3")]
         );
+        // Listing all leases (GC) and releases rescan, so they see every lease on
+        // disk, including 10.85.0.7.
         let owners: Vec<_> = locked.leases().unwrap().into_iter().map(|l| l.ip).collect();
-        assert_eq!(owners, [ip("10.85.0.3"), ip("10.85.0.9"), ip("1100::3")]);
-        // A release rescans, so it sees every lease on disk, including 10.85.0.7.
+        assert_eq!(
+            owners,
+            [
+                ip("10.85.0.3"),
+                ip("10.85.0.7"),
+                ip("10.85.0.9"),
+                ip("1100::3")
+            ]
+        );
         let mut released = locked.release_by_id("abc", "eth0").unwrap();
         released.sort();
         assert_eq!(released, [ip("10.85.0.3"), ip("10.85.0.7"), ip("1100::3")]);
@@ -911,6 +1091,157 @@ mod tests {
                 "lock"
             ]
         );
+    }
+
+    #[test]
+    fn later_calls_take_the_leases_from_the_cache() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = open(&tmp);
+        let dir = store.dir().to_path_buf();
+        fs::write(dir.join("10.85.0.9"), "other\r\neth0").unwrap();
+        assert!(find(&mut store, "abc").is_empty(), "scans and publishes");
+        assert_eq!(cache_files(&tmp).len(), 1);
+        let lease = dir.join("10.85.0.9");
+        rewrite_in_place(&lease, "abc\r\neth0");
+        assert!(find(&mut store, "abc").is_empty(), "the cache was used");
+        assert_eq!(find(&mut store, "other"), [ip("10.85.0.9")]);
+        // Our own writes keep the cache current.
+        {
+            let mut locked = store.lock().unwrap();
+            assert!(locked.reserve("new", "eth0", ip("10.85.0.3"), 0).unwrap());
+        }
+        assert_eq!(find(&mut store, "new"), [ip("10.85.0.3")]);
+        assert_eq!(find(&mut store, "other"), [ip("10.85.0.9")]);
+        // Releases scan: the lease on disk belongs to abc, whatever the cache says.
+        let released = store.lock().unwrap().release_by_id("abc", "eth0").unwrap();
+        assert_eq!(released, [ip("10.85.0.9")]);
+        assert!(!lease.exists());
+        assert!(find(&mut store, "other").is_empty());
+        assert_eq!(find(&mut store, "new"), [ip("10.85.0.3")]);
+    }
+
+    #[test]
+    fn leases_written_or_removed_by_another_plugin_are_seen_at_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = open(&tmp);
+        let dir = store.dir().to_path_buf();
+        {
+            let mut locked = store.lock().unwrap();
+            assert!(locked.reserve("abc", "eth0", ip("10.85.0.2"), 0).unwrap());
+        }
+        // The reference plugin, right after us (same clock tick): a new lease, ...
+        fs::write(dir.join("10.85.0.5"), "ref\r\neth0").unwrap();
+        assert_eq!(find(&mut store, "ref"), [ip("10.85.0.5")]);
+        // ... a released one, ...
+        fs::remove_file(dir.join("10.85.0.2")).unwrap();
+        assert!(find(&mut store, "abc").is_empty());
+        // ... and a name removed and created again for another container. Its
+        // inode number is likely the freed one; the content is read afresh.
+        for owner in ["x1", "x2", "x3"] {
+            fs::remove_file(dir.join("10.85.0.5")).unwrap();
+            fs::write(dir.join("10.85.0.5"), format!("{owner}\r\neth0")).unwrap();
+            assert_eq!(find(&mut store, owner), [ip("10.85.0.5")]);
+            assert!(find(&mut store, "ref").is_empty());
+        }
+        // A legacy lease written by an old plugin matches too.
+        fs::write(dir.join("10.85.0.6"), "abc\n").unwrap();
+        assert_eq!(find(&mut store, "abc"), [ip("10.85.0.6")]);
+    }
+
+    #[test]
+    fn duplicate_check_fires_for_a_lease_known_only_from_the_cache() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = open(&tmp);
+        let spec = crate::range::RangeSpec {
+            subnet: "10.85.0.0/24".parse().unwrap(),
+            range_start: None,
+            range_end: None,
+            gateway: None,
+        };
+        let set = crate::range::RangeSet::from_specs(&[spec]).unwrap();
+        let add = |store: &mut DiskStore| {
+            let mut locked = store.lock().unwrap();
+            crate::allocator::allocate(&mut locked, 0, &set, "abc", "eth0", None)
+        };
+        let first = add(&mut store).unwrap();
+        let ip = first.address.ip();
+        let err = add(&mut store).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("{ip} has been allocated to abc, duplicate allocation is not allowed")
+        );
+        // The same when the lease was written by the reference plugin.
+        store.lock().unwrap().release_by_id("abc", "eth0").unwrap();
+        fs::write(store.dir().join("10.85.0.77"), "abc\r\neth0").unwrap();
+        let err = add(&mut store).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "10.85.0.77 has been allocated to abc, duplicate allocation is not allowed"
+        );
+    }
+
+    #[test]
+    fn corrupt_truncated_old_or_missing_cache_means_a_scan() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = open(&tmp);
+        let lease = store.dir().join("10.85.0.9");
+        fs::write(&lease, "other\r\neth0").unwrap();
+        let mut owner = "other";
+        for damage in [
+            "",
+            "garbage",
+            "cni-rs host-local lease cache v0\n",
+            "truncate",
+            "remove",
+        ] {
+            assert_eq!(find(&mut store, owner), [ip("10.85.0.9")], "{damage:?}");
+            let [file] = cache_files(&tmp).try_into().unwrap();
+            match damage {
+                "truncate" => {
+                    let text = fs::read_to_string(&file).unwrap();
+                    fs::write(&file, &text[..text.len() - 4]).unwrap();
+                }
+                "remove" => fs::remove_file(&file).unwrap(),
+                _ => fs::write(&file, damage).unwrap(),
+            }
+            // Still signed, but the cache cannot be used: the change is seen.
+            owner = if owner == "other" { "abc" } else { "other" };
+            rewrite_in_place(&lease, &format!("{owner}\r\neth0"));
+        }
+        assert_eq!(find(&mut store, owner), [ip("10.85.0.9")]);
+    }
+
+    #[test]
+    fn a_writer_killed_before_publishing_leaves_the_directory_unsigned() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = open(&tmp);
+        let dir = store.dir().to_path_buf();
+        assert!(find(&mut store, "abc").is_empty());
+        let [file] = cache_files(&tmp).try_into().unwrap();
+        let published = fs::read(&file).unwrap();
+        {
+            let mut locked = store.lock().unwrap();
+            assert!(locked.reserve("abc", "eth0", ip("10.85.0.2"), 0).unwrap());
+            // Killed here: the lease exists, the cache is the old one, no sign.
+            std::mem::forget(locked);
+        }
+        store.lock_file.unlock().unwrap();
+        fs::write(&file, &published).unwrap();
+        // A half-written cache file of the killed writer is left too.
+        fs::write(tmp.path().join("cache/.tmp-1-2-3"), "cni-rs").unwrap();
+        assert_eq!(find(&mut store, "abc"), [ip("10.85.0.2")]);
+        assert!(dir.join("10.85.0.2").exists());
+    }
+
+    #[test]
+    fn without_a_cache_every_call_scans() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut store = DiskStore::open_with_cache(tmp.path(), "crio", None).unwrap();
+        let lease = store.dir().join("10.85.0.9");
+        fs::write(&lease, "other\r\neth0").unwrap();
+        assert_eq!(find(&mut store, "other"), [ip("10.85.0.9")]);
+        rewrite_in_place(&lease, "abc\r\neth0");
+        assert_eq!(find(&mut store, "abc"), [ip("10.85.0.9")]);
     }
 
     #[test]

@@ -1,0 +1,331 @@
+//! A cache of the store directory's lease files, so an ADD does not open and
+//! read every lease to do the duplicate check (REFERENCE §5.4).
+//!
+//! # What is cached, and where
+//!
+//! One file per store directory, `<cache dir>/<dev>-<ino>` (hex device and
+//! inode number of the store directory; [`DEFAULT_DIR`] is on tmpfs, so the
+//! cache never outlives a reboot and costs no disk I/O). It lists, sorted by
+//! name, every regular file of the store whose name parses as an IP, with its
+//! content, as a full scan would find them. Nothing is added to the store
+//! directory, so the reference plugin never sees the cache.
+//!
+//! # Why a cached list can be trusted
+//!
+//! The cache is only trusted while the store directory is *signed*: its mtime
+//! equals the [`Signature`] recorded in the cache file **and** differs from its
+//! ctime. That proves no entry was added, removed or renamed since:
+//!
+//! * Every change of a directory's entries (create, link, unlink, rename, by any
+//!   process, the reference included) sets the directory's mtime and ctime to the
+//!   same current time, which unsigns it. Setting the mtime explicitly (which is
+//!   how we sign) also moves the ctime to now, so a signed directory is one whose
+//!   last change was a sign. This does not depend on timestamp granularity: a
+//!   change in the same clock tick as our sign still leaves mtime == ctime.
+//! * We sign only after writing a cache file that describes the directory as it
+//!   is, with the lock held, so the last sign always belongs to the cache file
+//!   that is current. A writer killed between changing entries and signing
+//!   leaves the directory unsigned; one killed while writing the cache leaves the
+//!   previous cache file (it is replaced by rename) and an unsigned directory.
+//! * A lease's content never changes while its name exists: both
+//!   implementations write it once, under the lock, before anyone else can read
+//!   it (the reference with `O_EXCL`, we through a hard link), and replace it
+//!   only by removing the name. So unchanged entries have unchanged contents.
+//!
+//! Anything unexpected — no cache, another format or version, a corrupt or
+//! truncated file, another directory's identity, an mtime that is not ours, or
+//! a file system that does not keep the nanoseconds we set — makes the caller
+//! scan the directory as before. A cache that cannot be written or a sign that
+//! fails only costs the next call a scan. Releases (DEL, GC) always scan.
+
+use std::fmt::Write as _;
+use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
+use std::io::{self, Write as _};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Where the cache files live by default.
+pub const DEFAULT_DIR: &str = "/run/cni-rs/host-local";
+/// First line of a cache file; a different format uses a different line.
+const MAGIC: &str = "cni-rs host-local lease cache v1";
+/// Last line of a complete cache file.
+const END: &str = "end";
+const DIR_MODE: u32 = 0o700;
+const FILE_MODE: u32 = 0o600;
+
+/// The store directory's identity and the mtime we set on it when signing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signature {
+    dev: u64,
+    ino: u64,
+    secs: i64,
+    nanos: i64,
+}
+
+impl Signature {
+    /// A new signature for the directory described by `meta`: one second before
+    /// now, so it is never equal to the ctime the sign itself produces.
+    pub fn new(meta: &fs::Metadata) -> Signature {
+        let since_epoch = SystemTime::now()
+            .checked_sub(Duration::from_secs(1))
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .unwrap_or_default();
+        Signature {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            secs: i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX),
+            nanos: i64::from(since_epoch.subsec_nanos()),
+        }
+    }
+
+    /// Whether the directory described by `meta` carries this signature.
+    fn matches(&self, meta: &fs::Metadata) -> bool {
+        let signed = (meta.mtime(), meta.mtime_nsec()) != (meta.ctime(), meta.ctime_nsec());
+        signed
+            && (meta.dev(), meta.ino(), meta.mtime(), meta.mtime_nsec())
+                == (self.dev, self.ino, self.secs, self.nanos)
+    }
+
+    /// The mtime to set.
+    fn time(&self) -> SystemTime {
+        let secs = u64::try_from(self.secs).unwrap_or_default();
+        let nanos = u32::try_from(self.nanos).unwrap_or_default();
+        UNIX_EPOCH + Duration::new(secs, nanos)
+    }
+}
+
+/// One cached lease file: its name and content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// File name (an IP address).
+    pub name: String,
+    /// File content, as a scan reads it.
+    pub text: String,
+}
+
+/// The cache file of the directory described by `meta`.
+fn file_for(cache_dir: &Path, meta: &fs::Metadata) -> PathBuf {
+    cache_dir.join(format!("{:x}-{:x}", meta.dev(), meta.ino()))
+}
+
+/// The cached entries of the store directory described by `meta` (taken under
+/// the lock), or `None` unless the directory carries the cache's signature.
+pub fn load(cache_dir: &Path, meta: &fs::Metadata) -> Option<Vec<Entry>> {
+    let data = fs::read(file_for(cache_dir, meta)).ok()?;
+    let text = std::str::from_utf8(&data).ok()?;
+    let (signature, entries) = parse(text)?;
+    signature.matches(meta).then_some(entries)
+}
+
+/// Records `entries` as the content of the store directory `dir` (described by
+/// `meta`), then signs the directory. Call with the lock held and `entries`
+/// exactly matching the directory.
+///
+/// # Errors
+///
+/// I/O failures; the directory is then left as it was (unsigned, since the
+/// caller changed or scanned it), so the next call scans.
+pub fn publish(
+    cache_dir: &Path,
+    dir: &Path,
+    meta: &fs::Metadata,
+    entries: &[Entry],
+) -> io::Result<()> {
+    let signature = Signature::new(meta);
+    let path = file_for(cache_dir, meta);
+    create_private_dir(cache_dir)?;
+    let tmp = cache_dir.join(format!(
+        ".tmp-{:x}-{:x}-{}",
+        meta.dev(),
+        meta.ino(),
+        std::process::id()
+    ));
+    let written = write_new(&tmp, render(&signature, entries).as_bytes())
+        .and_then(|()| fs::rename(&tmp, &path));
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+        return written;
+    }
+    File::open(dir)?.set_modified(signature.time())
+}
+
+/// Creates the cache directory (and parents) with mode 0700 if missing.
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir)
+}
+
+/// Writes `content` to a fresh file at `path` (mode 0600), replacing a leftover.
+fn write_new(path: &Path, content: &[u8]) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(FILE_MODE)
+        .open(path)?;
+    file.set_permissions(Permissions::from_mode(FILE_MODE))?;
+    file.write_all(content)
+}
+
+/// The file format: the magic line, `<dev> <ino> <secs> <nanos> <count>`, then
+/// per entry `<name> <content length in bytes>` and the content on its own
+/// line, then `end`.
+fn render(signature: &Signature, entries: &[Entry]) -> String {
+    let size: usize = entries
+        .iter()
+        .map(|e| e.name.len() + e.text.len() + 8)
+        .sum();
+    let mut out = String::with_capacity(size + 128);
+    // Writing to a String cannot fail.
+    let _ = writeln!(
+        out,
+        "{MAGIC}\n{} {} {} {} {}",
+        signature.dev,
+        signature.ino,
+        signature.secs,
+        signature.nanos,
+        entries.len()
+    );
+    for entry in entries {
+        let _ = writeln!(out, "{} {}\n{}", entry.name, entry.text.len(), entry.text);
+    }
+    out.push_str(END);
+    out.push('\n');
+    out
+}
+
+/// Parses [`render`]'s format; `None` for anything else.
+fn parse(text: &str) -> Option<(Signature, Vec<Entry>)> {
+    let rest = text.strip_prefix(MAGIC)?.strip_prefix('\n')?;
+    let (header, mut rest) = rest.split_once('\n')?;
+    let mut fields = header.split(' ');
+    let mut field = || fields.next();
+    let signature = Signature {
+        dev: field()?.parse().ok()?,
+        ino: field()?.parse().ok()?,
+        secs: field()?.parse().ok()?,
+        nanos: field()?.parse().ok()?,
+    };
+    let count: usize = field()?.parse().ok()?;
+    if field().is_some() {
+        return None;
+    }
+    let mut entries = Vec::with_capacity(count.min(1 << 16));
+    for _ in 0..count {
+        let (line, after) = rest.split_once('\n')?;
+        let (name, len) = line.split_once(' ')?;
+        let len: usize = len.parse().ok()?;
+        let content = after.get(..len)?;
+        rest = after.get(len..)?.strip_prefix('\n')?;
+        if name.parse::<std::net::IpAddr>().is_err() {
+            return None;
+        }
+        entries.push(Entry {
+            name: name.to_owned(),
+            text: content.to_owned(),
+        });
+    }
+    if rest != format!("{END}\n") {
+        return None;
+    }
+    Some((signature, entries))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries() -> Vec<Entry> {
+        vec![
+            Entry {
+                name: "10.0.0.2".into(),
+                text: "abc\r\neth0".into(),
+            },
+            Entry {
+                name: "10.0.0.3".into(),
+                text: String::new(),
+            },
+            Entry {
+                name: "fd00::2".into(),
+                text: " odd\nlegacy \n\n".into(),
+            },
+        ]
+    }
+
+    fn signature() -> Signature {
+        Signature {
+            dev: 2049,
+            ino: 77,
+            secs: 1_700_000_000,
+            nanos: 123_456_789,
+        }
+    }
+
+    #[test]
+    fn render_and_parse_round_trip() {
+        let text = render(&signature(), &entries());
+        assert_eq!(parse(&text), Some((signature(), entries())));
+        assert_eq!(
+            parse(&render(&signature(), &[])),
+            Some((signature(), Vec::new()))
+        );
+    }
+
+    #[test]
+    fn every_truncation_and_corruption_is_rejected() {
+        let text = render(&signature(), &entries());
+        for len in 0..text.len() {
+            assert_eq!(parse(&text[..len]), None, "truncated to {len}");
+        }
+        let older = text.replace("cache v1", "cache v0");
+        assert_eq!(parse(&older), None);
+        let longer = text.replace(" 9\n", " 10\n");
+        assert_eq!(parse(&longer), None);
+        let extra = format!("{text}junk");
+        assert_eq!(parse(&extra), None);
+        let not_ip = text.replace("10.0.0.3", "lockfile");
+        assert_eq!(parse(&not_ip), None);
+        let miscounted = text.replace(" 3\n", " 2\n");
+        assert_eq!(parse(&miscounted), None);
+    }
+
+    #[test]
+    fn publish_signs_and_any_entry_change_unsigns() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = tmp.path().join("cache");
+        let dir = tmp.path().join("store");
+        fs::create_dir(&dir).unwrap();
+        let meta = fs::metadata(&dir).unwrap();
+        assert_eq!(load(&cache, &meta), None, "no cache yet");
+        publish(&cache, &dir, &meta, &entries()).unwrap();
+        assert_eq!(fs::metadata(&cache).unwrap().mode() & 0o777, 0o700);
+        let meta = fs::metadata(&dir).unwrap();
+        assert_eq!(load(&cache, &meta), Some(entries()));
+        // Any entry change, however soon, unsigns the directory.
+        fs::write(dir.join("x"), "").unwrap();
+        assert_eq!(load(&cache, &fs::metadata(&dir).unwrap()), None);
+    }
+
+    #[test]
+    fn a_sign_without_its_cache_file_is_not_trusted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = tmp.path().join("cache");
+        let dir = tmp.path().join("store");
+        fs::create_dir(&dir).unwrap();
+        publish(&cache, &dir, &fs::metadata(&dir).unwrap(), &entries()).unwrap();
+        // Someone else sets the mtime (e.g. `touch -d`): not our signature.
+        File::open(&dir)
+            .unwrap()
+            .set_modified(UNIX_EPOCH + Duration::from_secs(5))
+            .unwrap();
+        assert_eq!(load(&cache, &fs::metadata(&dir).unwrap()), None);
+        // A corrupt cache file for a signed directory is ignored.
+        publish(&cache, &dir, &fs::metadata(&dir).unwrap(), &entries()).unwrap();
+        let meta = fs::metadata(&dir).unwrap();
+        fs::write(file_for(&cache, &meta), "garbage").unwrap();
+        assert_eq!(load(&cache, &meta), None);
+    }
+}
