@@ -177,6 +177,10 @@ pub struct RouteEntry {
 pub struct Kernel {
     runtime: Runtime,
     handle: Handle,
+    /// A second connection, with `NETLINK_GET_STRICT_CHK`, for dumps the kernel
+    /// filters, so they do not return an entry per port of the bridge. Separate
+    /// so that strict checking cannot reject any other request.
+    strict: Handle,
 }
 
 impl Kernel {
@@ -189,13 +193,23 @@ impl Kernel {
             .enable_io()
             .build()
             .map_err(|err| NetlinkError::other("start netlink runtime", err.to_string()))?;
-        let handle = runtime.block_on(async {
-            let (connection, handle, _) = rtnetlink::new_connection()
-                .map_err(|err| NetlinkError::other("open netlink socket", err.to_string()))?;
+        // Both sockets are opened here, by the calling thread, so both belong
+        // to its namespace.
+        let (handle, strict) = runtime.block_on(async {
+            let open =
+                |err: std::io::Error| NetlinkError::other("open netlink socket", err.to_string());
+            let (connection, handle, _) = rtnetlink::new_connection().map_err(open)?;
             tokio::spawn(connection);
-            Ok::<_, NetlinkError>(handle)
+            let (connection, strict, _) =
+                rtnetlink::new_connection_with_strict_check().map_err(open)?;
+            tokio::spawn(connection);
+            Ok::<_, NetlinkError>((handle, strict))
         })?;
-        Ok(Kernel { runtime, handle })
+        Ok(Kernel {
+            runtime,
+            handle,
+            strict,
+        })
     }
 
     /// Looks a link up by name; `None` when it does not exist.
@@ -430,12 +444,12 @@ impl Kernel {
     /// # Errors
     /// [`NetlinkError`].
     pub fn addresses(&self, index: u32) -> Result<Vec<IpNetwork>, NetlinkError> {
-        let request = self
-            .handle
-            .address()
-            .get()
-            .set_link_index_filter(index)
-            .execute();
+        // With strict checking the kernel dumps only this link's addresses
+        // (Linux 4.20+; older kernels dump all and the filter below applies),
+        // instead of one per port of the bridge and per host interface.
+        let mut request = self.strict.address().get().set_link_index_filter(index);
+        request.message_mut().header.index = index;
+        let request = request.execute();
         let messages: Vec<AddressMessage> = self
             .runtime
             .block_on(request.try_collect())
