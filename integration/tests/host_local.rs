@@ -434,7 +434,15 @@ fn add_lays_out_store_for_v4_and_v6() {
     assert_eq!(mode(&net.data_dir()), 0o755, "dataDir mode");
     assert_eq!(mode(&net.store()), 0o755, "store dir mode");
     assert_eq!(names(net.root()), set(&["data"]));
-    assert_eq!(names(&net.data_dir()), set(&[net.name.as_str()]));
+    // Beside the network's directory: our scan cache, private, one file per
+    // store (a name no network can have, so the reference never reads it).
+    assert_eq!(
+        names(&net.data_dir()),
+        set(&[net.name.as_str(), ".cni-rs-cache"])
+    );
+    let cache_dir = net.data_dir().join(".cni-rs-cache");
+    assert_eq!(mode(&cache_dir), 0o700, "cache dir mode");
+    assert_eq!(names(&cache_dir).len(), 1, "one cache file per store");
     assert_eq!(
         net.names(),
         set(&[

@@ -4,11 +4,15 @@
 //! # What is cached, and where
 //!
 //! One file per store directory, `<cache dir>/<dev>-<ino>` (hex device and
-//! inode number of the store directory; [`DEFAULT_DIR`] is on tmpfs, so the
-//! cache never outlives a reboot and costs no disk I/O). It lists, sorted by
-//! name, every regular file of the store whose name parses as an IP, with its
+//! inode number of the store directory). The cache directory is
+//! [`SUBDIR`] of the `dataDir`, beside the network directories: no network
+//! can have that name (network names start with a letter or a digit), so the
+//! reference plugin never reads it, and a `dataDir` removed as a whole (a test's,
+//! a decommissioned node's) takes its cache along. It lists, sorted by name,
+//! every regular file of the store whose name parses as an IP, with its
 //! content, as a full scan would find them. Nothing is added to the store
-//! directory, so the reference plugin never sees the cache.
+//! directory itself. A cache that survives a reboot stays valid exactly as
+//! long as its signature does.
 //!
 //! # Why a cached list can be trusted
 //!
@@ -45,8 +49,8 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsE
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Where the cache files live by default.
-pub const DEFAULT_DIR: &str = "/run/cni-rs/host-local";
+/// The cache directory's name inside the `dataDir`.
+pub const SUBDIR: &str = ".cni-rs-cache";
 /// First line of a cache file; a different format uses a different line.
 const MAGIC: &str = "cni-rs host-local lease cache v1";
 /// Last line of a complete cache file.

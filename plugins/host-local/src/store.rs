@@ -263,7 +263,8 @@ pub struct DiskStore {
 }
 
 impl DiskStore {
-    /// Opens `<data_dir>/<network>`, creating it (0755) and its `lock` file (0750).
+    /// Opens `<data_dir>/<network>`, creating it (0755) and its `lock` file (0750),
+    /// with the scan cache in `<data_dir>/.cni-rs-cache` (see [`cache`]).
     ///
     /// Network names that are empty, `.`, `..` or contain `/` or NUL are rejected
     /// before anything is created. Calling it again reuses the existing directory.
@@ -273,7 +274,7 @@ impl DiskStore {
     /// [`StoreError::InvalidNetworkName`], [`StoreError::CreateDir`] or
     /// [`StoreError::OpenLock`].
     pub fn open(data_dir: &Path, network: &str) -> Result<DiskStore, StoreError> {
-        DiskStore::open_with_cache(data_dir, network, Some(Path::new(cache::DEFAULT_DIR)))
+        DiskStore::open_with_cache(data_dir, network, Some(&data_dir.join(cache::SUBDIR)))
     }
 
     /// [`DiskStore::open`] with the scan cache in `cache_dir`, or without a cache.
