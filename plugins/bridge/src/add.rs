@@ -11,6 +11,7 @@ use crate::macspoof;
 use crate::masq;
 use crate::netlink::{Kernel, Link};
 use crate::rollback::Rollback;
+use crate::sysctl::NetSysctls;
 use cni_types::ipam;
 use cni_types::netns::Netns;
 use cni_types::result::{Interface, Result as CniResult};
@@ -47,7 +48,8 @@ pub fn add(req: &Request<'_>) -> Result<CniResult, BridgeError> {
 /// The steps of ADD; `rollback` collects how to undo each one. Independent
 /// work overlaps: the IPAM plugin runs while the bridge and veth are set up
 /// and the `nft` batch runs, and the iptables batches run while the container
-/// is configured.
+/// is configured. The sysctl directories of both namespaces are resolved
+/// while IPAM runs, too (see [`NetSysctls`]).
 fn attach<'a>(
     req: &'a Request<'_>,
     conf: &'a BridgeConfig,
@@ -61,7 +63,10 @@ fn attach<'a>(
         let ipam_job = conf.ipam_type.as_deref().map(|ipam_type| {
             scope.spawn(move || ipam::exec_add(env, ipam_type, req.stdin, req.version))
         });
-        let links = connect_links(req, conf, netns, host, rollback);
+        // Used on this thread only, which is in the host namespace except
+        // inside `netns.enter()`.
+        let host_sysctls = NetSysctls::default();
+        let links = connect_links(req, conf, netns, host, &host_sysctls, rollback);
         // The spoof check needs only the veth pair, so it overlaps IPAM; it is
         // in place before the container interface goes up.
         let spoof_job = match (&links, conf.macspoofchk) {
@@ -75,6 +80,16 @@ fn attach<'a>(
             }
             _ => None,
         };
+        let container_sysctls = NetSysctls::default();
+        if links.is_ok() && ipam_job.is_some() {
+            // Resolved while IPAM runs. Forwarding is set on the host for the
+            // gateways; the container side always gets arp_notify (IPv4) and
+            // accept_dad (IPv6).
+            host_sysctls.prepare(conf.is_gateway, conf.is_gateway);
+            if let Ok(_inside) = netns.enter() {
+                container_sysctls.prepare(true, true);
+            }
+        }
         let leased = ipam_job.map(|job| {
             let leased = join(job, "IPAM ADD").and_then(|r| r.map_err(BridgeError::Ipam));
             if let (Ok(_), Some(ipam_type)) = (&leased, conf.ipam_type.as_deref()) {
@@ -119,6 +134,8 @@ fn attach<'a>(
                     netns,
                     host,
                     container,
+                    &host_sysctls,
+                    &container_sysctls,
                     conf,
                     &env.ifname,
                     &bridge,
@@ -181,10 +198,11 @@ fn connect_links<'a>(
     conf: &BridgeConfig,
     netns: &Netns,
     host: &'a Kernel,
+    sysctls: &NetSysctls,
     rollback: &mut Rollback<'a>,
 ) -> Result<(Link, Link), BridgeError> {
     let env = req.env;
-    let bridge = ensure_bridge(host, conf)?;
+    let bridge = ensure_bridge(host, sysctls, conf)?;
     let attachment = format!("{}/{}/{}", conf.network, env.container_id, env.ifname);
     let veth = create_veth(host, conf, &attachment, &env.ifname, netns.as_raw_fd())?;
     let (veth_index, veth_name) = (veth.index, veth.name.clone());
@@ -192,7 +210,7 @@ fn connect_links<'a>(
         host.del_link(veth_index, &veth_name)
             .map_err(|e| e.to_string())
     });
-    attach_to_bridge(host, conf, &veth, &bridge)?;
+    attach_to_bridge(host, sysctls, conf, &veth, &bridge)?;
     Ok((bridge, veth))
 }
 
@@ -210,6 +228,8 @@ fn configure_l3(
     netns: &Netns,
     host: &Kernel,
     container: &Kernel,
+    host_sysctls: &NetSysctls,
+    container_sysctls: &NetSysctls,
     conf: &BridgeConfig,
     ifname: &str,
     bridge: &Link,
@@ -217,9 +237,9 @@ fn configure_l3(
     gateways: &[ipnetwork::IpNetwork],
 ) -> Result<Link, BridgeError> {
     let has_ipv6 = result.ips.iter().any(|ip| ip.address.is_ipv6());
-    container::apply_sysctls(netns, ifname, conf.enable_dad, has_ipv6)?;
+    container::apply_sysctls(netns, container_sysctls, ifname, conf.enable_dad, has_ipv6)?;
     let link = container::configure(container, ifname, result)?;
-    configure_bridge(host, bridge, conf, gateways)?;
+    configure_bridge(host, host_sysctls, bridge, conf, gateways)?;
     Ok(link)
 }
 

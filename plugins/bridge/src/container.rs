@@ -5,7 +5,7 @@
 
 use crate::gateway::CONTAINER_INTERFACE;
 use crate::netlink::{Kernel, Link, NetlinkError};
-use crate::sysctl;
+use crate::sysctl::NetSysctls;
 use cni_types::netns::{Netns, NetnsError};
 use cni_types::result::Result as CniResult;
 use ipnetwork::IpNetwork;
@@ -45,21 +45,22 @@ pub enum ContainerError {
 /// failures themselves are ignored, as the reference does.
 pub fn apply_sysctls(
     netns: &Netns,
+    sysctls: &NetSysctls,
     ifname: &str,
     enable_dad: bool,
     has_ipv6: bool,
 ) -> Result<(), ContainerError> {
     let _inside = netns.enter()?;
     if enable_dad {
-        let _ = sysctl::ensure(&format!("net/ipv6/conf/{ifname}/enhanced_dad"), "1");
-        let _ = sysctl::ensure(&format!("net/ipv6/conf/{ifname}/accept_dad"), "1");
+        let _ = sysctls.ensure(&format!("net/ipv6/conf/{ifname}/enhanced_dad"), "1");
+        let _ = sysctls.ensure(&format!("net/ipv6/conf/{ifname}/accept_dad"), "1");
     } else {
-        let _ = sysctl::ensure(&format!("net/ipv6/conf/{ifname}/accept_dad"), "0");
+        let _ = sysctls.ensure(&format!("net/ipv6/conf/{ifname}/accept_dad"), "0");
     }
-    let _ = sysctl::ensure(&format!("net/ipv4/conf/{ifname}/arp_notify"), "1");
+    let _ = sysctls.ensure(&format!("net/ipv4/conf/{ifname}/arp_notify"), "1");
     if has_ipv6 {
-        let _ = sysctl::ensure("net/ipv6/conf/lo/disable_ipv6", "0");
-        let _ = sysctl::ensure(&format!("net/ipv6/conf/{ifname}/disable_ipv6"), "0");
+        let _ = sysctls.ensure("net/ipv6/conf/lo/disable_ipv6", "0");
+        let _ = sysctls.ensure(&format!("net/ipv6/conf/{ifname}/disable_ipv6"), "0");
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use crate::config::BridgeConfig;
 use crate::netlink::{Kernel, Link, NetlinkError};
-use crate::sysctl::{self, SysctlError};
+use crate::sysctl::{NetSysctls, SysctlError};
 use cni_types::result::{Result as CniResult, Route};
 use ipnetwork::IpNetwork;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -84,6 +84,7 @@ pub fn apply_gateways(result: &mut CniResult, conf: &BridgeConfig) -> Vec<IpNetw
 /// [`GatewayError`].
 pub fn configure_bridge(
     host: &Kernel,
+    sysctls: &NetSysctls,
     bridge: &Link,
     conf: &BridgeConfig,
     gateways: &[IpNetwork],
@@ -92,10 +93,10 @@ pub fn configure_bridge(
         ensure_address(host, bridge, conf, *gateway)?;
     }
     if gateways.iter().any(IpNetwork::is_ipv4) {
-        sysctl::ensure("net/ipv4/ip_forward", "1")?;
+        sysctls.ensure("net/ipv4/ip_forward", "1")?;
     }
     if gateways.iter().any(IpNetwork::is_ipv6) {
-        sysctl::ensure("net/ipv6/conf/all/forwarding", "1")?;
+        sysctls.ensure("net/ipv6/conf/all/forwarding", "1")?;
     }
     Ok(())
 }

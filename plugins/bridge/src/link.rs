@@ -3,7 +3,7 @@
 
 use crate::config::BridgeConfig;
 use crate::netlink::{Kernel, Link, NetlinkError, is_bridge};
-use crate::sysctl;
+use crate::sysctl::NetSysctls;
 use sha2::{Digest, Sha512};
 use std::io::Read;
 use std::os::fd::RawFd;
@@ -52,7 +52,11 @@ pub enum LinkError {
 ///
 /// # Errors
 /// [`LinkError::Bridge`].
-pub fn ensure_bridge(host: &Kernel, conf: &BridgeConfig) -> Result<Link, LinkError> {
+pub fn ensure_bridge(
+    host: &Kernel,
+    sysctls: &NetSysctls,
+    conf: &BridgeConfig,
+) -> Result<Link, LinkError> {
     let failed = |reason: String| LinkError::Bridge {
         bridge: conf.bridge.clone(),
         reason,
@@ -85,7 +89,7 @@ pub fn ensure_bridge(host: &Kernel, conf: &BridgeConfig) -> Result<Link, LinkErr
             .map_err(|e| failed(e.to_string()))?;
     }
     // Errors ignored, as the reference: IPv6 may be disabled.
-    let _ = sysctl::ensure(&format!("net/ipv6/conf/{}/accept_ra", conf.bridge), "0");
+    let _ = sysctls.ensure(&format!("net/ipv6/conf/{}/accept_ra", conf.bridge), "0");
     if !bridge.admin_up {
         host.set_up(bridge.index, &bridge.name)
             .map_err(|e| failed(e.to_string()))?;
@@ -139,6 +143,7 @@ pub fn create_veth(
 /// [`LinkError::Connect`] or [`LinkError::Netlink`].
 pub fn attach_to_bridge(
     host: &Kernel,
+    sysctls: &NetSysctls,
     conf: &BridgeConfig,
     veth: &Link,
     bridge: &Link,
@@ -149,7 +154,7 @@ pub fn attach_to_bridge(
             bridge: conf.bridge.clone(),
             source,
         })?;
-    let _ = sysctl::ensure(&format!("net/ipv6/conf/{}/accept_ra", veth.name), "0");
+    let _ = sysctls.ensure(&format!("net/ipv6/conf/{}/accept_ra", veth.name), "0");
     host.set_port_flags(
         veth.index,
         &veth.name,
