@@ -43,11 +43,13 @@
 //! fails only costs the next call a scan. Releases (DEL, GC) always scan.
 
 use std::fmt::Write as _;
-use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
-use std::io::{self, Write as _};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::fs::{self, DirBuilder, File};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::store::write_private;
 
 /// The cache directory's name inside the `dataDir`.
 pub const SUBDIR: &str = ".cni-rs-cache";
@@ -56,7 +58,6 @@ const MAGIC: &str = "cni-rs host-local lease cache v1";
 /// Last line of a complete cache file.
 const END: &str = "end";
 const DIR_MODE: u32 = 0o700;
-const FILE_MODE: u32 = 0o600;
 
 /// The store directory's identity and the mtime we set on it when signing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,7 +146,7 @@ pub fn publish(
         meta.ino(),
         std::process::id()
     ));
-    let written = write_new(&tmp, render(&signature, entries).as_bytes())
+    let written = write_private(&tmp, render(&signature, entries).as_bytes())
         .and_then(|()| fs::rename(&tmp, &path));
     if written.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -157,21 +158,6 @@ pub fn publish(
 /// Creates the cache directory (and parents) with mode 0700 if missing.
 fn create_private_dir(dir: &Path) -> io::Result<()> {
     DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir)
-}
-
-/// Writes `content` to a fresh file at `path` (mode 0600), replacing a leftover.
-fn write_new(path: &Path, content: &[u8]) -> io::Result<()> {
-    match fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(FILE_MODE)
-        .open(path)?;
-    file.set_permissions(Permissions::from_mode(FILE_MODE))?;
-    file.write_all(content)
 }
 
 /// The file format: the magic line, `<dev> <ino> <secs> <nanos> <count>`, then

@@ -780,8 +780,9 @@ fn read_lease(path: &Path) -> io::Result<Vec<u8>> {
     }
 }
 
-/// Writes `content` to a fresh file at `path` with mode 0600, replacing a leftover.
-fn write_private(path: &Path, content: &[u8]) -> io::Result<()> {
+/// Writes `content` to a fresh file at `path` with mode 0600, replacing a leftover;
+/// a file that could not be written whole is removed.
+pub(crate) fn write_private(path: &Path, content: &[u8]) -> io::Result<()> {
     match fs::remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
         _ => {}
