@@ -12,6 +12,7 @@ mod del;
 mod error;
 mod gateway;
 mod gc;
+mod helper;
 mod link;
 pub mod macspoof;
 pub mod masq;

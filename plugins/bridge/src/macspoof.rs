@@ -28,8 +28,10 @@
 //! the handles of the `PREROUTING` rules, which nftables deletes only by handle.
 
 use serde_json::{Value, json};
-use std::io::{self, Write as _};
+use std::io;
 use std::process::{Command, ExitStatus, Output, Stdio};
+
+use crate::helper::{self, RunError};
 
 /// The nftables program.
 const NFT: &str = "nft";
@@ -287,23 +289,11 @@ fn apply(batch: &str) -> Result<(), MacSpoofError> {
         command: APPLY,
         source,
     };
-    let mut child = Command::new(NFT)
-        .args(["-j", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| spawn_error(APPLY, e))?;
-    if let Some(mut stdin) = child.stdin.take()
-        && let Err(e) = stdin.write_all(batch.as_bytes())
-        // A child that exits early closes the pipe; its stderr says why.
-        && e.kind() != io::ErrorKind::BrokenPipe
-    {
-        let _ = child.kill();
-        let _ = child.wait();
-        return Err(io_error(e));
-    }
-    let output = child.wait_with_output().map_err(io_error)?;
+    let output =
+        helper::run_with_stdin(NFT, &["-j", "-f", "-"], batch.as_bytes()).map_err(|e| match e {
+            RunError::Spawn(e) => spawn_error(APPLY, e),
+            RunError::Io(e) => io_error(e),
+        })?;
     check(APPLY, output).map(drop)
 }
 

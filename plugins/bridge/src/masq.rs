@@ -24,8 +24,10 @@
 //! ```
 
 use std::fmt::{self, Write as _};
-use std::io::{self, Write as _};
+use std::io;
 use std::process::{Command, ExitStatus, Output, Stdio};
+
+use crate::helper::{self, RunError};
 
 /// The address type used by this module, re-exported so callers need no direct dependency.
 pub use ipnetwork::IpNetwork;
@@ -452,23 +454,11 @@ fn restore(family: Family, batch: &str) -> Result<(), MasqError> {
         family,
         source,
     };
-    let mut child = Command::new(program)
-        .args(["--noflush", "--wait"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| spawn_error(program, family, e))?;
-    if let Some(mut stdin) = child.stdin.take()
-        && let Err(e) = stdin.write_all(batch.as_bytes())
-        // A child that exits early closes the pipe; its stderr says why.
-        && e.kind() != io::ErrorKind::BrokenPipe
-    {
-        let _ = child.kill();
-        let _ = child.wait();
-        return Err(io_error(e));
-    }
-    let output = child.wait_with_output().map_err(io_error)?;
+    let output = helper::run_with_stdin(program, &["--noflush", "--wait"], batch.as_bytes())
+        .map_err(|e| match e {
+            RunError::Spawn(e) => spawn_error(program, family, e),
+            RunError::Io(e) => io_error(e),
+        })?;
     check(program, family, output).map(drop)
 }
 
