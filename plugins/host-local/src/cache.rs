@@ -45,6 +45,7 @@
 use std::fmt::Write as _;
 use std::fs::{self, DirBuilder, File};
 use std::io;
+use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -100,11 +101,13 @@ impl Signature {
     }
 }
 
-/// One cached lease file: its name and content.
+/// One cached lease file: its name, the address it names, and its content.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     /// File name (an IP address).
     pub name: String,
+    /// The address `name` parses as.
+    pub ip: IpAddr,
     /// File content, as a scan reads it.
     pub text: String,
 }
@@ -123,19 +126,20 @@ pub fn load(cache_dir: &Path, meta: &fs::Metadata) -> Option<Vec<Entry>> {
     signature.matches(meta).then_some(entries)
 }
 
-/// Records `entries` as the content of the store directory `dir` (described by
-/// `meta`), then signs the directory. Call with the lock held and `entries`
-/// exactly matching the directory.
+/// Records `entries` (file name and content of each lease, sorted by name) as
+/// the content of the store directory `dir` (described by `meta`), then signs
+/// the directory. Call with the lock held and `entries` exactly matching the
+/// directory.
 ///
 /// # Errors
 ///
 /// I/O failures; the directory is then left as it was (unsigned, since the
 /// caller changed or scanned it), so the next call scans.
-pub fn publish(
+pub fn publish<'a>(
     cache_dir: &Path,
     dir: &Path,
     meta: &fs::Metadata,
-    entries: &[Entry],
+    entries: impl ExactSizeIterator<Item = (&'a str, &'a str)> + Clone,
 ) -> io::Result<()> {
     let signature = Signature::new(meta);
     let path = file_for(cache_dir, meta);
@@ -163,10 +167,13 @@ fn create_private_dir(dir: &Path) -> io::Result<()> {
 /// The file format: the magic line, `<dev> <ino> <secs> <nanos> <count>`, then
 /// per entry `<name> <content length in bytes>` and the content on its own
 /// line, then `end`.
-fn render(signature: &Signature, entries: &[Entry]) -> String {
+fn render<'a>(
+    signature: &Signature,
+    entries: impl ExactSizeIterator<Item = (&'a str, &'a str)> + Clone,
+) -> String {
     let size: usize = entries
-        .iter()
-        .map(|e| e.name.len() + e.text.len() + 8)
+        .clone()
+        .map(|(name, text)| name.len() + text.len() + 8)
         .sum();
     let mut out = String::with_capacity(size + 128);
     // Writing to a String cannot fail.
@@ -179,8 +186,12 @@ fn render(signature: &Signature, entries: &[Entry]) -> String {
         signature.nanos,
         entries.len()
     );
-    for entry in entries {
-        let _ = writeln!(out, "{} {}\n{}", entry.name, entry.text.len(), entry.text);
+    // A thousand leases are rendered on every ADD: plain pushes, little formatting.
+    for (name, text) in entries {
+        out.push_str(name);
+        let _ = writeln!(out, " {}", text.len());
+        out.push_str(text);
+        out.push('\n');
     }
     out.push_str(END);
     out.push('\n');
@@ -210,11 +221,9 @@ fn parse(text: &str) -> Option<(Signature, Vec<Entry>)> {
         let len: usize = len.parse().ok()?;
         let content = after.get(..len)?;
         rest = after.get(len..)?.strip_prefix('\n')?;
-        if name.parse::<std::net::IpAddr>().is_err() {
-            return None;
-        }
         entries.push(Entry {
             name: name.to_owned(),
+            ip: name.parse().ok()?,
             text: content.to_owned(),
         });
     }
@@ -228,21 +237,24 @@ fn parse(text: &str) -> Option<(Signature, Vec<Entry>)> {
 mod tests {
     use super::*;
 
+    fn entry(name: &str, text: &str) -> Entry {
+        Entry {
+            name: name.into(),
+            ip: name.parse().unwrap(),
+            text: text.into(),
+        }
+    }
+
     fn entries() -> Vec<Entry> {
         vec![
-            Entry {
-                name: "10.0.0.2".into(),
-                text: "abc\r\neth0".into(),
-            },
-            Entry {
-                name: "10.0.0.3".into(),
-                text: String::new(),
-            },
-            Entry {
-                name: "fd00::2".into(),
-                text: " odd\nlegacy \n\n".into(),
-            },
+            entry("10.0.0.2", "abc\r\neth0"),
+            entry("10.0.0.3", ""),
+            entry("fd00::2", " odd\nlegacy \n\n"),
         ]
+    }
+
+    fn pairs(entries: &[Entry]) -> impl ExactSizeIterator<Item = (&str, &str)> + Clone {
+        entries.iter().map(|e| (e.name.as_str(), e.text.as_str()))
     }
 
     fn signature() -> Signature {
@@ -256,17 +268,17 @@ mod tests {
 
     #[test]
     fn render_and_parse_round_trip() {
-        let text = render(&signature(), &entries());
+        let text = render(&signature(), pairs(&entries()));
         assert_eq!(parse(&text), Some((signature(), entries())));
         assert_eq!(
-            parse(&render(&signature(), &[])),
+            parse(&render(&signature(), pairs(&[]))),
             Some((signature(), Vec::new()))
         );
     }
 
     #[test]
     fn every_truncation_and_corruption_is_rejected() {
-        let text = render(&signature(), &entries());
+        let text = render(&signature(), pairs(&entries()));
         for len in 0..text.len() {
             assert_eq!(parse(&text[..len]), None, "truncated to {len}");
         }
@@ -290,7 +302,7 @@ mod tests {
         fs::create_dir(&dir).unwrap();
         let meta = fs::metadata(&dir).unwrap();
         assert_eq!(load(&cache, &meta), None, "no cache yet");
-        publish(&cache, &dir, &meta, &entries()).unwrap();
+        publish(&cache, &dir, &meta, pairs(&entries())).unwrap();
         assert_eq!(fs::metadata(&cache).unwrap().mode() & 0o777, 0o700);
         let meta = fs::metadata(&dir).unwrap();
         assert_eq!(load(&cache, &meta), Some(entries()));
@@ -305,7 +317,13 @@ mod tests {
         let cache = tmp.path().join("cache");
         let dir = tmp.path().join("store");
         fs::create_dir(&dir).unwrap();
-        publish(&cache, &dir, &fs::metadata(&dir).unwrap(), &entries()).unwrap();
+        publish(
+            &cache,
+            &dir,
+            &fs::metadata(&dir).unwrap(),
+            pairs(&entries()),
+        )
+        .unwrap();
         // Someone else sets the mtime (e.g. `touch -d`): not our signature.
         File::open(&dir)
             .unwrap()
@@ -313,7 +331,13 @@ mod tests {
             .unwrap();
         assert_eq!(load(&cache, &fs::metadata(&dir).unwrap()), None);
         // A corrupt cache file for a signed directory is ignored.
-        publish(&cache, &dir, &fs::metadata(&dir).unwrap(), &entries()).unwrap();
+        publish(
+            &cache,
+            &dir,
+            &fs::metadata(&dir).unwrap(),
+            pairs(&entries()),
+        )
+        .unwrap();
         let meta = fs::metadata(&dir).unwrap();
         fs::write(file_for(&cache, &meta), "garbage").unwrap();
         assert_eq!(load(&cache, &meta), None);

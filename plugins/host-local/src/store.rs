@@ -200,20 +200,37 @@ fn lease_content(id: &str, ifname: &str) -> String {
     format!("{}{LINE_BREAK}{ifname}", id.trim())
 }
 
-/// Compares trimmed content with both formats, as the reference does; a stale
-/// (blank) lease matches nobody.
-fn match_owner(content: &str, id: &str, ifname: &str) -> Option<Owner> {
-    let trimmed = content.trim();
-    if trimmed.is_empty() {
-        None
-    } else if trimmed == lease_content(id, ifname) {
-        Some(Owner::Current)
-    } else if trimmed == id.trim() {
-        Some(Owner::Legacy)
-    } else {
-        None
+/// The lease contents that belong to one container attachment, built once
+/// for a pass over every lease.
+struct OwnerMatch<'a> {
+    current: String,
+    legacy: &'a str,
+}
+
+impl<'a> OwnerMatch<'a> {
+    fn new(id: &'a str, ifname: &str) -> OwnerMatch<'a> {
+        OwnerMatch {
+            current: lease_content(id, ifname),
+            legacy: id.trim(),
+        }
+    }
+
+    /// Compares trimmed content with both formats, as the reference does; a
+    /// stale (blank) lease matches nobody.
+    fn owner(&self, content: &str) -> Option<Owner> {
+        let trimmed = content.trim();
+        if trimmed.is_empty() {
+            None
+        } else if trimmed == self.current {
+            Some(Owner::Current)
+        } else if trimmed == self.legacy {
+            Some(Owner::Legacy)
+        } else {
+            None
+        }
     }
 }
+
 
 /// Whether lease content is blank, i.e. left by a crashed writer.
 fn is_stale(content: &[u8]) -> bool {
@@ -226,8 +243,9 @@ fn select_any<'a>(
     id: &str,
     ifname: &str,
 ) -> Vec<IpAddr> {
+    let owner = OwnerMatch::new(id, ifname);
     leases
-        .filter(|(_, c)| match_owner(c, id, ifname).is_some())
+        .filter(|(_, c)| owner.owner(c).is_some())
         .map(|(ip, _)| ip)
         .collect()
 }
@@ -238,10 +256,11 @@ fn select_for_release<'a>(
     id: &str,
     ifname: &str,
 ) -> Vec<IpAddr> {
+    let matcher = OwnerMatch::new(id, ifname);
     let with = |owner| {
         leases
             .clone()
-            .filter(|(_, c)| match_owner(c, id, ifname) == Some(owner))
+            .filter(|(_, c)| matcher.owner(c) == Some(owner))
             .map(|(ip, _)| ip)
             .collect::<Vec<_>>()
     };
@@ -410,11 +429,12 @@ impl Drop for LockedStore<'_> {
     }
 }
 
-/// A lease file found by a directory scan: address and raw content.
+/// A lease file found by a directory scan: file name, address and raw content.
+/// Kept by name, not path: a store holds a thousand of these, sorted by name.
 #[derive(Debug)]
 struct RawLease {
+    name: String,
     ip: IpAddr,
-    path: PathBuf,
     text: String,
 }
 
@@ -470,16 +490,16 @@ impl LockedStore<'_> {
         let cache_dir = self.store.cache_dir.as_deref()?;
         let meta = fs::metadata(&self.store.dir).ok()?;
         let entries = cache::load(cache_dir, &meta)?;
-        let mut leases = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let ip = entry.name.parse::<IpAddr>().ok()?;
-            leases.push(RawLease {
-                ip,
-                path: self.path_for(&entry.name),
+        let mut leases: Vec<RawLease> = entries
+            .into_iter()
+            .map(|entry| RawLease {
+                name: entry.name,
+                ip: entry.ip,
                 text: entry.text,
-            });
-        }
-        leases.sort_by(|a, b| a.path.cmp(&b.path));
+            })
+            .collect();
+        // Written in order: sorting sorted input is one linear pass.
+        leases.sort_by(|a, b| a.name.cmp(&b.name));
         Some(leases)
     }
 
@@ -497,37 +517,27 @@ impl LockedStore<'_> {
         let Ok(meta) = fs::metadata(&self.store.dir) else {
             return;
         };
-        let entries: Vec<cache::Entry> = leases
-            .iter()
-            .filter_map(|l| {
-                Some(cache::Entry {
-                    name: l.path.file_name()?.to_str()?.to_owned(),
-                    text: l.text.clone(),
-                })
-            })
-            .collect();
-        if entries.len() == leases.len() {
-            let _ = cache::publish(cache_dir, &self.store.dir, &meta, &entries);
-        }
+        let entries = leases.iter().map(|l| (l.name.as_str(), l.text.as_str()));
+        let _ = cache::publish(cache_dir, &self.store.dir, &meta, entries);
     }
 
     /// Keeps the leases current after we created one (callers read them first).
     fn remember(&self, lease: RawLease) {
         if let Some(leases) = self.scanned.borrow_mut().as_mut() {
-            let at = leases.partition_point(|l| l.path < lease.path);
+            let at = leases.partition_point(|l| l.name < lease.name);
             match leases.get_mut(at) {
                 // A reclaimed stale lease had this name (or a scan after our write saw it).
-                Some(same) if same.path == lease.path => *same = lease,
+                Some(same) if same.name == lease.name => *same = lease,
                 _ => leases.insert(at, lease),
             }
         }
         self.publish.set(true);
     }
 
-    /// Keeps the leases current after we removed the lease at `path`.
-    fn removed(&self, path: &Path) {
+    /// Keeps the leases current after we removed the lease file `name`.
+    fn removed(&self, name: &str) {
         if let Some(leases) = self.scanned.borrow_mut().as_mut() {
-            leases.retain(|l| l.path != path);
+            leases.retain(|l| l.name != name);
         }
         self.publish.set(true);
     }
@@ -552,9 +562,14 @@ impl LockedStore<'_> {
         let mut found = Vec::new();
         for entry in fs::read_dir(dir).map_err(read_dir_err)? {
             let entry = entry.map_err(read_dir_err)?;
-            let name = entry.file_name();
-            let Some(ip) = name.to_str().and_then(|n| n.parse::<IpAddr>().ok()) else {
-                if name.as_encoded_bytes().starts_with(TMP_PREFIX.as_bytes())
+            let file_name = entry.file_name();
+            let Some((name, ip)) = file_name
+                .to_str()
+                .and_then(|n| Some((n, n.parse::<IpAddr>().ok()?)))
+            else {
+                if file_name
+                    .as_encoded_bytes()
+                    .starts_with(TMP_PREFIX.as_bytes())
                     && entry.file_type().is_ok_and(|t| t.is_file())
                 {
                     // Left by a writer that died holding the lock we hold now.
@@ -569,14 +584,16 @@ impl LockedStore<'_> {
             match read_lease(&path) {
                 Ok(content) => {
                     let text = String::from_utf8_lossy(&content).into_owned();
-                    found.push((name, RawLease { ip, path, text }));
+                    let name = name.to_owned();
+                    found.push(RawLease { name, ip, text });
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(source) => return Err(StoreError::Read { path, source }),
             }
         }
-        found.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(found.into_iter().map(|(_, lease)| lease).collect())
+        // By name, byte-wise, like Go's directory walk.
+        found.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(found)
     }
 
     /// Removes a stale lease at `path`; returns whether the name is now free.
@@ -660,19 +677,19 @@ impl LockedStore<'_> {
     /// Removes the lease files of `ips`, continuing past failures; returns the
     /// removed IPs. Keeps the leases current, or drops them if a removal failed.
     fn remove_all(&self, ips: &[IpAddr]) -> Result<Vec<IpAddr>, StoreError> {
-        let paths: Vec<(IpAddr, PathBuf)> = self.with_scanned(|leases| {
+        let names: Vec<(IpAddr, String)> = self.with_scanned(|leases| {
             leases
                 .iter()
                 .filter(|l| ips.contains(&l.ip))
-                .map(|l| (l.ip, l.path.clone()))
+                .map(|l| (l.ip, l.name.clone()))
                 .collect()
         })?;
         let mut removed = Vec::new();
         let mut first_err = None;
-        for (ip, path) in paths {
-            match remove_if_exists(&path) {
+        for (ip, name) in names {
+            match remove_if_exists(&self.path_for(&name)) {
                 Ok(_) => {
-                    self.removed(&path);
+                    self.removed(&name);
                     removed.push(ip);
                 }
                 Err(e) => {
@@ -705,8 +722,8 @@ impl Store for LockedStore<'_> {
         match self.create_lease(&path, &name, id, ifname, ip, set_index) {
             Ok(Some(text)) => {
                 self.remember(RawLease {
+                    name,
                     ip: ip.to_canonical(),
-                    path,
                     text,
                 });
                 Ok(true)
@@ -750,10 +767,10 @@ impl Store for LockedStore<'_> {
     }
 
     fn release_ip(&mut self, ip: IpAddr) -> Result<bool, StoreError> {
-        let path = self.path_for(&ip.to_canonical().to_string());
-        match remove_if_exists(&path) {
+        let name = ip.to_canonical().to_string();
+        match remove_if_exists(&self.path_for(&name)) {
             Ok(existed) => {
-                self.removed(&path);
+                self.removed(&name);
                 Ok(existed)
             }
             Err(e) => {
