@@ -2,7 +2,7 @@
 //! masquerade. Every step that changes something pushes its undo; a failure
 //! unwinds them all, so a failed ADD leaves no veth, lease or rule behind.
 
-use crate::config::{BridgeConfig, format_mac};
+use crate::config::{BridgeConfig, IpFamily, format_mac};
 use crate::container;
 use crate::error::BridgeError;
 use crate::gateway::{apply_gateways, configure_bridge};
@@ -63,6 +63,10 @@ fn attach<'a>(
         let ipam_job = conf.ipam_type.as_deref().map(|ipam_type| {
             scope.spawn(move || ipam::exec_add(env, ipam_type, req.stdin, req.version))
         });
+        // The iptables-restore processes start while IPAM runs (from a thread
+        // created here, in the host namespace) and wait for their batches.
+        let prestart_job = (conf.ip_masq && ipam_job.is_some())
+            .then(|| scope.spawn(|| masq::Prestarted::start(&masq_families(conf))));
         // Used on this thread only, which is in the host namespace except
         // inside `netns.enter()`.
         let host_sysctls = NetSysctls::default();
@@ -126,9 +130,20 @@ fn attach<'a>(
                 };
                 let gateways = apply_gateways(&mut result, conf);
                 let addresses: Vec<_> = result.ips.iter().map(|ip| ip.address).collect();
+                let prestarted = prestart_job
+                    .map(|job| join(job, "iptables-restore start"))
+                    .transpose()?
+                    .unwrap_or_default();
                 let masq_job = conf.ip_masq.then(|| {
                     let addresses = addresses.clone();
-                    scope.spawn(move || masq::setup(&conf.network, &env.container_id, &addresses))
+                    scope.spawn(move || {
+                        masq::setup_prestarted(
+                            &conf.network,
+                            &env.container_id,
+                            &addresses,
+                            prestarted,
+                        )
+                    })
                 });
                 let configured = configure_l3(
                     netns,
@@ -212,6 +227,17 @@ fn connect_links<'a>(
     });
     attach_to_bridge(host, sysctls, conf, &veth, &bridge)?;
     Ok((bridge, veth))
+}
+
+/// The masquerade families the IPAM config foresees.
+fn masq_families(conf: &BridgeConfig) -> Vec<masq::Family> {
+    conf.expected_families
+        .iter()
+        .map(|family| match family {
+            IpFamily::V4 => masq::Family::V4,
+            IpFamily::V6 => masq::Family::V6,
+        })
+        .collect()
 }
 
 /// The MAC of the new container interface, as the result will report it.

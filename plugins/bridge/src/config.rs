@@ -50,6 +50,10 @@ pub struct BridgeConfig {
     pub port_isolation: bool,
     /// The IPAM plugin type; `None` is L2 mode.
     pub ipam_type: Option<String>,
+    /// The IP families the IPAM will most likely lease from: foreseen for
+    /// `host-local` from its subnets (see [`host_local_families`]), empty for
+    /// other plugins. Only a hint, to start helpers early.
+    pub expected_families: Vec<IpFamily>,
     /// DNS from the config (the IPAM's is used when this is empty).
     pub dns: Dns,
     /// MAC for the container interface, from `CNI_ARGS`, `args.cni.mac` or
@@ -109,6 +113,44 @@ struct RawConfig {
 struct RawIpam {
     #[serde(default, rename = "type")]
     plugin_type: String,
+    /// host-local's range sets and legacy subnet, read only as a hint; the
+    /// IPAM plugin validates them.
+    #[serde(default)]
+    ranges: serde_json::Value,
+    #[serde(default)]
+    subnet: serde_json::Value,
+}
+
+/// An IP family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpFamily {
+    /// IPv4.
+    V4,
+    /// IPv6.
+    V6,
+}
+
+/// The families a `host-local` config leases from: one address per range set,
+/// of the family of its subnets, or the legacy top-level `subnet`. Anything
+/// that does not parse is skipped; host-local itself reports it.
+fn host_local_families(ipam: &RawIpam) -> Vec<IpFamily> {
+    let family = |subnet: &serde_json::Value| {
+        let network: ipnetwork::IpNetwork = subnet.as_str()?.parse().ok()?;
+        Some(if network.is_ipv4() {
+            IpFamily::V4
+        } else {
+            IpFamily::V6
+        })
+    };
+    let sets = ipam.ranges.as_array().into_iter().flatten();
+    let first_of_each = sets.filter_map(|set| family(set.as_array()?.first()?.get("subnet")?));
+    let mut families: Vec<IpFamily> = Vec::new();
+    for found in first_of_each.chain(family(&ipam.subnet)) {
+        if !families.contains(&found) {
+            families.push(found);
+        }
+    }
+    families
 }
 
 #[derive(Debug, Deserialize)]
@@ -210,6 +252,10 @@ impl BridgeConfig {
             m if m < 0 || m > i64::from(u32::MAX) => return Err(ConfigError::BadMtu(m)),
             m => u32::try_from(m).ok(),
         };
+        let expected_families = match &raw.ipam {
+            Some(ipam) if ipam.plugin_type == "host-local" => host_local_families(ipam),
+            _ => Vec::new(),
+        };
         let ipam_type = raw.ipam.map(|i| i.plugin_type).filter(|t| !t.is_empty());
         if ipam_type.is_some() && raw.disable_container_interface {
             return Err(ConfigError::IpamWithoutInterface);
@@ -256,6 +302,7 @@ impl BridgeConfig {
             disable_container_interface: raw.disable_container_interface,
             port_isolation: raw.port_isolation,
             ipam_type,
+            expected_families,
             dns: raw.dns,
             mac,
         })

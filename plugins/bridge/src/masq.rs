@@ -27,7 +27,7 @@ use std::fmt::{self, Write as _};
 use std::io;
 use std::process::{Command, ExitStatus, Output, Stdio};
 
-use crate::helper::{self, RunError};
+use crate::helper::{RunError, Started};
 
 /// The address type used by this module, re-exported so callers need no direct dependency.
 pub use ipnetwork::IpNetwork;
@@ -445,21 +445,66 @@ fn one_line(text: &str) -> String {
         .join(" ")
 }
 
+/// The arguments of every `*-restore` run.
+const RESTORE_ARGS: [&str; 2] = ["--noflush", "--wait"];
+
 /// Runs one `*-restore --noflush --wait` transaction with `batch` on stdin.
 /// Either every line applies or none does.
 fn restore(family: Family, batch: &str) -> Result<(), MasqError> {
+    restore_on(family, batch, None)
+}
+
+/// [`restore`] on `started`, a process of [`Prestarted`], when there is one.
+fn restore_on(family: Family, batch: &str, started: Option<Started>) -> Result<(), MasqError> {
     let program = family.restore();
-    let io_error = |source| MasqError::Io {
-        program,
-        family,
-        source,
+    let started = match started {
+        Some(started) => started,
+        None => {
+            Started::spawn(program, &RESTORE_ARGS).map_err(|e| spawn_error(program, family, e))?
+        }
     };
-    let output = helper::run_with_stdin(program, &["--noflush", "--wait"], batch.as_bytes())
-        .map_err(|e| match e {
-            RunError::Spawn(e) => spawn_error(program, family, e),
-            RunError::Io(e) => io_error(e),
-        })?;
+    let output = started.finish(batch.as_bytes()).map_err(|e| match e {
+        RunError::Spawn(source) | RunError::Io(source) => MasqError::Io {
+            program,
+            family,
+            source,
+        },
+    })?;
     check(program, family, output).map(drop)
+}
+
+/// `*-restore` processes started before the container's addresses are known,
+/// each blocked reading its batch: their start-up (loading the iptables
+/// libraries and extensions, about a millisecond of CPU each) then overlaps
+/// IPAM instead of following it. [`setup_prestarted`] feeds them; one that is
+/// not used is killed before it has read anything, so it has changed nothing.
+#[derive(Debug, Default)]
+pub struct Prestarted {
+    v4: Option<Started>,
+    v6: Option<Started>,
+}
+
+impl Prestarted {
+    /// Starts one `*-restore` per family in `families`. One that cannot be
+    /// started is left out; [`setup_prestarted`] then starts it itself and
+    /// reports the error.
+    pub fn start(families: &[Family]) -> Prestarted {
+        let mut prestarted = Prestarted::default();
+        for &family in families {
+            let slot = prestarted.slot(family);
+            if slot.is_none() {
+                *slot = Started::spawn(family.restore(), &RESTORE_ARGS).ok();
+            }
+        }
+        prestarted
+    }
+
+    fn slot(&mut self, family: Family) -> &mut Option<Started> {
+        match family {
+            Family::V4 => &mut self.v4,
+            Family::V6 => &mut self.v6,
+        }
+    }
 }
 
 /// Lists the whole `nat` table of `family` (`iptables -w -t nat -S`). Read-only.
@@ -526,8 +571,13 @@ fn combine(results: Vec<Result<(), MasqError>>) -> Result<(), MasqError> {
 /// address or form), flushes the chain and adds everything again: one jump per address.
 /// The alternative of trying `-D <jump>` first costs a failed restore on every first ADD
 /// (two processes, roughly twice the time) and still keeps stale jumps of other addresses.
-fn setup_family(rules: &Rules, family: Family, addrs: &[IpNetwork]) -> Result<(), MasqError> {
-    match restore(family, &create_batch(rules, family, addrs)) {
+fn setup_family(
+    rules: &Rules,
+    family: Family,
+    addrs: &[IpNetwork],
+    started: Option<Started>,
+) -> Result<(), MasqError> {
+    match restore_on(family, &create_batch(rules, family, addrs), started) {
         Err(e) if !e.is_not_found() => {
             let listing = parse_listing(&list(family)?, &rules.chain);
             restore(family, &rewrite_batch(rules, family, addrs, &listing.jumps))
@@ -574,14 +624,31 @@ fn teardown_family(rules: &Rules, family: Family, addrs: &[IpNetwork]) -> Result
 /// families are independent: the other family may be set up, so undo with [`teardown`].
 /// If both fail, the IPv4 error comes first with the IPv6 one in the message.
 pub fn setup(network: &str, container_id: &str, addresses: &[IpNetwork]) -> Result<(), MasqError> {
+    setup_prestarted(network, container_id, addresses, Prestarted::default())
+}
+
+/// [`setup`], using the processes of `prestarted` for the first batch of
+/// their family. Those of a family without addresses are killed unused.
+///
+/// # Errors
+///
+/// As [`setup`].
+pub fn setup_prestarted(
+    network: &str,
+    container_id: &str,
+    addresses: &[IpNetwork],
+    prestarted: Prestarted,
+) -> Result<(), MasqError> {
     let rules = Rules::new(network, container_id);
     let jobs: Vec<_> = Family::ALL
         .into_iter()
         .map(|f| (f, of_family(addresses, f)))
         .filter(|(_, addrs)| !addrs.is_empty())
         .collect();
+    let prestarted = std::sync::Mutex::new(prestarted);
     combine(run_concurrently(&jobs, |f, addrs| {
-        setup_family(&rules, f, addrs)
+        let started = prestarted.lock().ok().and_then(|mut p| p.slot(f).take());
+        setup_family(&rules, f, addrs, started)
     }))
 }
 

@@ -209,3 +209,34 @@ fn arrays_where_objects_belong_are_config_errors() {
         assert_eq!(code, 7, "{json}: {msg}");
     }
 }
+
+#[test]
+fn families_are_foreseen_from_host_local_subnets_only() {
+    let with_ipam = |ipam: &str| {
+        load(&format!(
+            r#"{{"cniVersion":"1.0.0","name":"n","type":"bridge","ipam":{ipam}}}"#
+        ))
+        .unwrap()
+        .expected_families
+    };
+    // CRI-O's config: an IPv4 and an IPv6 range set.
+    let crio = load(CRIO).unwrap();
+    assert_eq!(crio.expected_families, [IpFamily::V4, IpFamily::V6]);
+    assert_eq!(
+        with_ipam(r#"{"type":"host-local","subnet":"fd00::/64"}"#),
+        [IpFamily::V6]
+    );
+    assert_eq!(
+        with_ipam(
+            r#"{"type":"host-local","ranges":[[{"subnet":"10.1.0.0/24"}],[{"subnet":"10.2.0.0/24"}]]}"#
+        ),
+        [IpFamily::V4]
+    );
+    // Other plugins, and shapes host-local would refuse, foresee nothing.
+    assert_eq!(with_ipam(r#"{"type":"dhcp","subnet":"10.1.0.0/24"}"#), []);
+    assert_eq!(with_ipam(r#"{"type":"host-local","ranges":{"a":1}}"#), []);
+    assert_eq!(
+        with_ipam(r#"{"type":"host-local","ranges":[["x"]],"subnet":7}"#),
+        []
+    );
+}
