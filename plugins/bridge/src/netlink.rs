@@ -1,25 +1,35 @@
-//! The kernel boundary: a small blocking wrapper over rtnetlink. A
-//! [`Kernel`] is one rtnetlink connection, bound to the network namespace of
-//! the thread that opened it, driven by a single-threaded runtime (setns is
-//! per thread, so nothing here may hop threads).
+//! The kernel boundary: a small blocking rtnetlink client. A [`Kernel`] is
+//! a pair of netlink sockets bound to the network namespace of the thread
+//! that opened them (setns is per thread).
 
-use futures_util::TryStreamExt;
+use cni_netlink::Socket;
 use ipnetwork::IpNetwork;
-use rtnetlink::packet_route::AddressFamily;
-use rtnetlink::packet_route::address::{
+use netlink_packet_core::{Emitable, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, Parseable};
+use netlink_packet_route::AddressFamily;
+use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
 };
-use rtnetlink::packet_route::link::{
-    BridgeVlanInfoFlags, InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo,
+use netlink_packet_route::link::{
+    AfSpecBridge, BridgeVlanInfo, BridgeVlanInfoFlags, InfoBridge, InfoBridgePort, InfoData,
+    InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo,
     LinkMessage, State,
 };
-use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol};
-use rtnetlink::{
-    Handle, LinkBridge, LinkBridgePort, LinkBridgeVlan, LinkUnspec, LinkVeth, RouteMessageBuilder,
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+    RouteVia,
 };
 use std::net::IpAddr;
 use std::os::fd::RawFd;
-use tokio::runtime::Runtime;
+
+const RTM_NEWLINK: u16 = 16;
+const RTM_DELLINK: u16 = 17;
+const RTM_GETLINK: u16 = 18;
+const RTM_SETLINK: u16 = 19;
+const RTM_NEWADDR: u16 = 20;
+const RTM_DELADDR: u16 = 21;
+const RTM_GETADDR: u16 = 22;
+const RTM_NEWROUTE: u16 = 24;
+const RTM_GETROUTE: u16 = 26;
 
 /// Longest Linux interface name in bytes (`IFNAMSIZ` - 1).
 const IFNAME_MAX: usize = 15;
@@ -36,27 +46,14 @@ pub struct NetlinkError {
     pub errno: Option<i32>,
 }
 
-/// The text of an rtnetlink error that is not a kernel errno. An unexpected
-/// message is not printed with `Debug`: that alone would link the `Debug` code
-/// of every netlink attribute type, a tenth of the binary and of its resident set.
-fn describe_other(err: &rtnetlink::Error) -> String {
-    match err {
-        rtnetlink::Error::UnexpectedMessage(_) => "received an unexpected netlink message".into(),
-        other => other.to_string(),
-    }
-}
-
 impl NetlinkError {
-    fn new(action: impl Into<String>, err: rtnetlink::Error) -> NetlinkError {
-        let errno = match &err {
-            rtnetlink::Error::NetlinkError(message) => Some(-message.raw_code()),
-            _ => None,
-        };
-        let reason = match &err {
-            rtnetlink::Error::NetlinkError(message) => {
-                cni_types::error::go_errno_text(&message.to_io())
+    fn new(action: impl Into<String>, err: cni_netlink::Error) -> NetlinkError {
+        let errno = err.errno();
+        let reason = match errno {
+            Some(errno) => {
+                cni_types::error::go_errno_text(&std::io::Error::from_raw_os_error(errno))
             }
-            other => describe_other(other),
+            None => err.to_string(),
         };
         NetlinkError {
             action: action.into(),
@@ -173,42 +170,26 @@ pub struct RouteEntry {
     pub oif: Option<u32>,
 }
 
-/// One rtnetlink connection and the runtime that drives it.
+/// Two rtnetlink sockets in one network namespace.
 pub struct Kernel {
-    runtime: Runtime,
-    handle: Handle,
-    /// A second connection, with `NETLINK_GET_STRICT_CHK`, for dumps the kernel
-    /// filters, so they do not return an entry per port of the bridge. Separate
-    /// so that strict checking cannot reject any other request.
-    strict: Handle,
+    socket: Socket,
+    /// A second socket, with `NETLINK_GET_STRICT_CHK`, for dumps the kernel
+    /// filters, so they do not return an entry per port of the bridge.
+    /// Separate so that strict checking cannot reject any other request.
+    strict: Socket,
 }
 
 impl Kernel {
-    /// Opens a connection in the calling thread's network namespace.
+    /// Opens the sockets in the calling thread's network namespace.
     ///
     /// # Errors
-    /// [`NetlinkError`] when the runtime or the socket cannot be created.
+    /// [`NetlinkError`] when a socket cannot be created.
     pub fn connect() -> Result<Kernel, NetlinkError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()
-            .map_err(|err| NetlinkError::other("start netlink runtime", err.to_string()))?;
-        // Both sockets are opened here, by the calling thread, so both belong
-        // to its namespace.
-        let (handle, strict) = runtime.block_on(async {
-            let open =
-                |err: std::io::Error| NetlinkError::other("open netlink socket", err.to_string());
-            let (connection, handle, _) = rtnetlink::new_connection().map_err(open)?;
-            tokio::spawn(connection);
-            let (connection, strict, _) =
-                rtnetlink::new_connection_with_strict_check().map_err(open)?;
-            tokio::spawn(connection);
-            Ok::<_, NetlinkError>((handle, strict))
-        })?;
+        let open =
+            |err: cni_netlink::Error| NetlinkError::other("open netlink socket", err.to_string());
         Ok(Kernel {
-            runtime,
-            handle,
-            strict,
+            socket: Socket::open().map_err(open)?,
+            strict: Socket::open_strict().map_err(open)?,
         })
     }
 
@@ -222,8 +203,11 @@ impl Kernel {
         if name.len() > IFNAME_MAX {
             return Ok(None);
         }
-        let request = self.handle.link().get().match_name(name).execute();
-        self.first_link(request, format!("look up link \"{name}\""))
+        let mut message = LinkMessage::default();
+        message
+            .attributes
+            .push(LinkAttribute::IfName(name.to_owned()));
+        self.get_link(&message, format!("look up link \"{name}\""))
     }
 
     /// Looks a link up by index; `None` when it does not exist.
@@ -231,21 +215,27 @@ impl Kernel {
     /// # Errors
     /// [`NetlinkError`] for any other failure.
     pub fn link_by_index(&self, index: u32) -> Result<Option<Link>, NetlinkError> {
-        let request = self.handle.link().get().match_index(index).execute();
-        self.first_link(request, format!("look up link {index}"))
+        let mut message = LinkMessage::default();
+        message.header.index = index;
+        self.get_link(&message, format!("look up link {index}"))
     }
 
-    fn first_link(
+    fn get_link(
         &self,
-        request: impl futures_util::Stream<Item = Result<LinkMessage, rtnetlink::Error>>,
+        message: &LinkMessage,
         action: String,
     ) -> Result<Option<Link>, NetlinkError> {
-        let found = self.runtime.block_on(async {
-            futures_util::pin_mut!(request);
-            request.try_next().await
-        });
-        match found {
-            Ok(message) => Ok(message.as_ref().map(Link::from_message)),
+        let mut found = None;
+        let outcome = self
+            .socket
+            .request(RTM_GETLINK, 0, message, |kind, payload| {
+                if kind == RTM_NEWLINK && found.is_none() {
+                    found = Some(Link::from_message(&LinkMessage::parse(payload)?));
+                }
+                Ok(())
+            });
+        match outcome {
+            Ok(()) => Ok(found),
             Err(err) => {
                 let err = NetlinkError::new(action, err);
                 if err.is_not_found() {
@@ -255,6 +245,19 @@ impl Kernel {
                 }
             }
         }
+    }
+
+    /// Sends a request that is answered with an ACK.
+    fn send(
+        &self,
+        message_type: u16,
+        flags: u16,
+        message: &impl Emitable,
+        action: impl FnOnce() -> String,
+    ) -> Result<(), NetlinkError> {
+        self.socket
+            .request(message_type, flags, message, |_, _| Ok(()))
+            .map_err(|err| NetlinkError::new(action(), err))
     }
 
     /// Creates a bridge. Fails with EEXIST when the name is taken.
@@ -267,14 +270,25 @@ impl Kernel {
         mtu: Option<u32>,
         vlan_filtering: bool,
     ) -> Result<(), NetlinkError> {
-        let mut builder = LinkBridge::new(name);
+        let mut message = LinkMessage::default();
+        message.header.flags = LinkFlags::Up;
+        message.header.change_mask = LinkFlags::Up;
+        message
+            .attributes
+            .push(LinkAttribute::IfName(name.to_owned()));
         if let Some(mtu) = mtu {
-            builder = builder.mtu(mtu);
+            message.attributes.push(LinkAttribute::Mtu(mtu));
         }
+        let mut info = vec![LinkInfo::Kind(InfoKind::Bridge)];
         if vlan_filtering {
-            builder = builder.vlan_filtering(true);
+            info.push(LinkInfo::Data(InfoData::Bridge(vec![
+                InfoBridge::VlanFiltering(true),
+            ])));
         }
-        self.send_link_add(builder.build(), format!("create bridge \"{name}\""))
+        message.attributes.push(LinkAttribute::LinkInfo(info));
+        self.send(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &message, || {
+            format!("create bridge \"{name}\"")
+        })
     }
 
     /// Creates a veth pair whose `peer` end is created directly inside the
@@ -290,33 +304,41 @@ impl Kernel {
         mtu: Option<u32>,
         peer_mac: Option<[u8; 6]>,
     ) -> Result<(), NetlinkError> {
-        let mut peer_builder = LinkUnspec::new_with_name(peer).setns_by_fd(peer_netns);
-        let mut builder = LinkVeth::new(host, peer);
+        let mut peer_message = LinkMessage::default();
+        peer_message
+            .attributes
+            .push(LinkAttribute::IfName(peer.to_owned()));
+        peer_message
+            .attributes
+            .push(LinkAttribute::NetNsFd(peer_netns));
+        let mut message = LinkMessage::default();
+        message
+            .attributes
+            .push(LinkAttribute::IfName(host.to_owned()));
         if let Some(mtu) = mtu {
-            peer_builder = peer_builder.mtu(mtu);
-            builder = builder.mtu(mtu);
+            peer_message.attributes.push(LinkAttribute::Mtu(mtu));
+            message.attributes.push(LinkAttribute::Mtu(mtu));
         }
         if let Some(mac) = peer_mac {
-            peer_builder = peer_builder.address(mac.to_vec());
+            peer_message
+                .attributes
+                .push(LinkAttribute::Address(mac.to_vec()));
         }
-        let message = builder
-            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_builder.build())))
-            .build();
-        self.send_link_add(message, format!("create veth pair \"{host}\"/\"{peer}\""))
+        message.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::Veth),
+            LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer_message))),
+        ]));
+        self.send(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &message, || {
+            format!("create veth pair \"{host}\"/\"{peer}\"")
+        })
     }
 
-    fn send_link_add(&self, message: LinkMessage, action: String) -> Result<(), NetlinkError> {
-        let request = self.handle.link().add(message);
-        self.runtime
-            .block_on(request.execute())
-            .map_err(|err| NetlinkError::new(action, err))
-    }
-
-    fn send_link_set(&self, message: LinkMessage, action: String) -> Result<(), NetlinkError> {
-        let request = self.handle.link().set(message);
-        self.runtime
-            .block_on(request.execute())
-            .map_err(|err| NetlinkError::new(action, err))
+    fn set_link(
+        &self,
+        message: &LinkMessage,
+        action: impl FnOnce() -> String,
+    ) -> Result<(), NetlinkError> {
+        self.send(RTM_SETLINK, NLM_F_CREATE | NLM_F_EXCL, message, action)
     }
 
     /// Sets a link up.
@@ -324,10 +346,11 @@ impl Kernel {
     /// # Errors
     /// [`NetlinkError`].
     pub fn set_up(&self, index: u32, name: &str) -> Result<(), NetlinkError> {
-        self.send_link_set(
-            LinkUnspec::new_with_index(index).up().build(),
-            format!("set \"{name}\" up"),
-        )
+        let mut message = LinkMessage::default();
+        message.header.index = index;
+        message.header.flags = LinkFlags::Up;
+        message.header.change_mask = LinkFlags::Up;
+        self.set_link(&message, || format!("set \"{name}\" up"))
     }
 
     /// Turns promiscuous mode on or off.
@@ -335,8 +358,13 @@ impl Kernel {
     /// # Errors
     /// [`NetlinkError`].
     pub fn set_promisc(&self, index: u32, name: &str, on: bool) -> Result<(), NetlinkError> {
-        let message = LinkUnspec::new_with_index(index).promiscuous(on).build();
-        self.send_link_set(message, format!("set promiscuous mode on \"{name}\""))
+        let mut message = LinkMessage::default();
+        message.header.index = index;
+        if on {
+            message.header.flags = LinkFlags::Promisc;
+        }
+        message.header.change_mask = LinkFlags::Promisc;
+        self.set_link(&message, || format!("set promiscuous mode on \"{name}\""))
     }
 
     /// Makes `index` a port of `master` and sets it up, in one request.
@@ -344,11 +372,12 @@ impl Kernel {
     /// # Errors
     /// [`NetlinkError`].
     pub fn enslave_and_up(&self, index: u32, name: &str, master: u32) -> Result<(), NetlinkError> {
-        let message = LinkUnspec::new_with_index(index)
-            .controller(master)
-            .up()
-            .build();
-        self.send_link_set(message, format!("connect \"{name}\" to bridge"))
+        let mut message = LinkMessage::default();
+        message.header.index = index;
+        message.header.flags = LinkFlags::Up;
+        message.header.change_mask = LinkFlags::Up;
+        message.attributes.push(LinkAttribute::Controller(master));
+        self.set_link(&message, || format!("connect \"{name}\" to bridge"))
     }
 
     /// Sets a link's hardware address.
@@ -356,10 +385,12 @@ impl Kernel {
     /// # Errors
     /// [`NetlinkError`].
     pub fn set_mac(&self, index: u32, name: &str, mac: &[u8]) -> Result<(), NetlinkError> {
-        let message = LinkUnspec::new_with_index(index)
-            .address(mac.to_vec())
-            .build();
-        self.send_link_set(message, format!("set MAC of \"{name}\""))
+        let mut message = LinkMessage::default();
+        message.header.index = index;
+        message
+            .attributes
+            .push(LinkAttribute::Address(mac.to_vec()));
+        self.set_link(&message, || format!("set MAC of \"{name}\""))
     }
 
     /// Sets the bridge-port hairpin and isolation flags (explicitly, false
@@ -374,14 +405,32 @@ impl Kernel {
         hairpin: bool,
         isolated: bool,
     ) -> Result<(), NetlinkError> {
-        let mut builder = LinkBridgePort::new(index).hairpin(hairpin);
+        let mut port = vec![InfoBridgePort::HairpinMode(hairpin)];
         if isolated {
-            builder = builder.isolated(true);
+            port.push(InfoBridgePort::Isolated(true));
         }
-        let request = self.handle.link().set_port(builder.build());
-        self.runtime
-            .block_on(request.execute())
-            .map_err(|err| NetlinkError::new(format!("set bridge port flags of \"{name}\""), err))
+        let mut message = LinkMessage::default();
+        message.header.index = index;
+        message.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::PortKind(InfoPortKind::Bridge),
+            LinkInfo::PortData(InfoPortData::BridgePort(port)),
+        ]));
+        self.send(RTM_NEWLINK, 0, &message, || {
+            format!("set bridge port flags of \"{name}\"")
+        })
+    }
+
+    /// A `bridge vlan` request: AF_BRIDGE, one VLAN in IFLA_AF_SPEC.
+    fn vlan_message(index: u32, vid: u16, flags: BridgeVlanInfoFlags) -> LinkMessage {
+        let mut message = LinkMessage::default();
+        message.header.index = index;
+        message.header.interface_family = AddressFamily::Bridge;
+        message
+            .attributes
+            .push(LinkAttribute::AfSpecBridge(vec![AfSpecBridge::VlanInfo(
+                BridgeVlanInfo { vid, flags },
+            )]));
+        message
     }
 
     /// Adds a VLAN to a bridge port, as PVID and untagged when `access`.
@@ -401,8 +450,8 @@ impl Kernel {
             BridgeVlanInfoFlags::empty()
         };
         // `bridge vlan add`: RTM_SETLINK in the AF_BRIDGE family.
-        let message = LinkBridgeVlan::new(index).vlan(vid, flags).build();
-        self.send_link_set(message, format!("add VLAN {vid} to \"{name}\""))
+        let message = Kernel::vlan_message(index, vid, flags);
+        self.set_link(&message, || format!("add VLAN {vid} to \"{name}\""))
     }
 
     /// Removes a VLAN from a bridge port; absent is fine.
@@ -411,16 +460,12 @@ impl Kernel {
     /// [`NetlinkError`].
     pub fn del_port_vlan(&self, index: u32, name: &str, vid: u16) -> Result<(), NetlinkError> {
         // `bridge vlan del`: RTM_DELLINK in the AF_BRIDGE family.
-        let message = LinkBridgeVlan::new(index)
-            .vlan(vid, BridgeVlanInfoFlags::empty())
-            .build();
-        let request = self.handle.link().del_with_message(message);
-        match self.runtime.block_on(request.execute()) {
-            Ok(()) => Ok(()),
-            Err(err) => {
-                let err = NetlinkError::new(format!("remove VLAN {vid} from \"{name}\""), err);
-                if err.is_not_found() { Ok(()) } else { Err(err) }
-            }
+        let message = Kernel::vlan_message(index, vid, BridgeVlanInfoFlags::empty());
+        match self.send(RTM_DELLINK, 0, &message, || {
+            format!("remove VLAN {vid} from \"{name}\"")
+        }) {
+            Err(err) if err.is_not_found() => Ok(()),
+            other => other,
         }
     }
 
@@ -429,13 +474,13 @@ impl Kernel {
     /// # Errors
     /// [`NetlinkError`] for failures other than "not found".
     pub fn del_link(&self, index: u32, name: &str) -> Result<(), NetlinkError> {
-        let request = self.handle.link().del(index);
-        match self.runtime.block_on(request.execute()) {
-            Ok(()) => Ok(()),
-            Err(err) => {
-                let err = NetlinkError::new(format!("delete link \"{name}\""), err);
-                if err.is_not_found() { Ok(()) } else { Err(err) }
-            }
+        let mut message = LinkMessage::default();
+        message.header.index = index;
+        match self.send(RTM_DELLINK, 0, &message, || {
+            format!("delete link \"{name}\"")
+        }) {
+            Err(err) if err.is_not_found() => Ok(()),
+            other => other,
         }
     }
 
@@ -447,18 +492,19 @@ impl Kernel {
         // With strict checking the kernel dumps only this link's addresses
         // (Linux 4.20+; older kernels dump all and the filter below applies),
         // instead of one per port of the bridge and per host interface.
-        let mut request = self.strict.address().get().set_link_index_filter(index);
-        request.message_mut().header.index = index;
-        let request = request.execute();
-        let messages: Vec<AddressMessage> = self
-            .runtime
-            .block_on(request.try_collect())
-            .map_err(|err| NetlinkError::new(format!("list addresses of link {index}"), err))?;
-        Ok(messages
-            .iter()
-            .filter(|message| message.header.index == index)
-            .filter_map(|message| {
-                message
+        let mut request = AddressMessage::default();
+        request.header.index = index;
+        let mut found = Vec::new();
+        self.strict
+            .request(RTM_GETADDR, NLM_F_DUMP, &request, |kind, payload| {
+                if kind != RTM_NEWADDR {
+                    return Ok(());
+                }
+                let message = AddressMessage::parse(payload)?;
+                if message.header.index != index {
+                    return Ok(());
+                }
+                if let Some(net) = message
                     .attributes
                     .iter()
                     .find_map(|attribute| match attribute {
@@ -467,8 +513,13 @@ impl Kernel {
                         }
                         _ => None,
                     })
+                {
+                    found.push(net);
+                }
+                Ok(())
             })
-            .collect())
+            .map_err(|err| NetlinkError::new(format!("list addresses of link {index}"), err))?;
+        Ok(found)
     }
 
     /// Adds an address with its IPv4 broadcast. With `skip_dad`, an IPv6
@@ -483,26 +534,49 @@ impl Kernel {
         address: IpNetwork,
         skip_dad: bool,
     ) -> Result<(), NetlinkError> {
-        let mut request = self
-            .handle
-            .address()
-            .add(index, address.ip(), address.prefix());
-        if skip_dad && address.is_ipv6() {
-            let message = request.message_mut();
-            message.header.flags |= AddressHeaderFlags::Nodad;
-            message
-                .attributes
-                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        let mut message = AddressMessage::default();
+        message.header.index = index;
+        message.header.prefix_len = address.prefix();
+        match address {
+            IpNetwork::V4(v4) => {
+                message.header.family = AddressFamily::Inet;
+                if !v4.ip().is_multicast() {
+                    message
+                        .attributes
+                        .push(AddressAttribute::Address(address.ip()));
+                    message
+                        .attributes
+                        .push(AddressAttribute::Local(address.ip()));
+                }
+                message
+                    .attributes
+                    .push(AddressAttribute::Broadcast(v4.broadcast()));
+            }
+            IpNetwork::V6(v6) => {
+                message.header.family = AddressFamily::Inet6;
+                if v6.ip().is_multicast() {
+                    message
+                        .attributes
+                        .push(AddressAttribute::Multicast(v6.ip()));
+                } else {
+                    message
+                        .attributes
+                        .push(AddressAttribute::Address(address.ip()));
+                    message
+                        .attributes
+                        .push(AddressAttribute::Local(address.ip()));
+                }
+                if skip_dad {
+                    message.header.flags |= AddressHeaderFlags::Nodad;
+                    message
+                        .attributes
+                        .push(AddressAttribute::Flags(AddressFlags::Nodad));
+                }
+            }
         }
-        if let IpNetwork::V4(v4) = address {
-            request
-                .message_mut()
-                .attributes
-                .push(AddressAttribute::Broadcast(v4.broadcast()));
-        }
-        self.runtime
-            .block_on(request.execute())
-            .map_err(|err| NetlinkError::new(format!("add address {address} to \"{name}\""), err))
+        self.send(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, &message, || {
+            format!("add address {address} to \"{name}\"")
+        })
     }
 
     /// Deletes an address; absent is fine.
@@ -529,14 +603,11 @@ impl Kernel {
         message
             .attributes
             .push(AddressAttribute::Address(address.ip()));
-        let request = self.handle.address().del(message);
-        match self.runtime.block_on(request.execute()) {
-            Ok(()) => Ok(()),
-            Err(err) => {
-                let err =
-                    NetlinkError::new(format!("delete address {address} from \"{name}\""), err);
-                if err.is_not_found() { Ok(()) } else { Err(err) }
-            }
+        match self.send(RTM_DELADDR, 0, &message, || {
+            format!("delete address {address} from \"{name}\"")
+        }) {
+            Err(err) if err.is_not_found() => Ok(()),
+            other => other,
         }
     }
 
@@ -554,21 +625,33 @@ impl Kernel {
             Some(gw) => format!("add route '{dst} via {gw} dev {index}'"),
             None => format!("add route '{dst} dev {index}'"),
         };
-        let mut builder = RouteMessageBuilder::<IpAddr>::new()
-            .destination_prefix(dst.network(), dst.prefix())
-            .map_err(|err| NetlinkError::other(action(), err.to_string()))?
-            .output_interface(index)
-            // What the reference (Go netlink) installs; `ip route` hides it.
-            .protocol(RouteProtocol::Boot);
-        if let Some(gw) = gw {
-            builder = builder
-                .gateway(gw)
-                .map_err(|err| NetlinkError::other(action(), err.to_string()))?;
+        let mut message = route_message(dst.is_ipv4());
+        // What the reference (Go netlink) installs; `ip route` hides it.
+        message.header.protocol = RouteProtocol::Boot;
+        message.header.destination_prefix_length = dst.prefix();
+        message
+            .attributes
+            .push(RouteAttribute::Destination(dst.network().into()));
+        message.attributes.push(RouteAttribute::Oif(index));
+        match (dst, gw) {
+            (_, None) => {}
+            (IpNetwork::V4(_), Some(gw @ IpAddr::V4(_)))
+            | (IpNetwork::V6(_), Some(gw @ IpAddr::V6(_))) => {
+                message.attributes.push(RouteAttribute::Gateway(gw.into()));
+            }
+            (IpNetwork::V4(_), Some(IpAddr::V6(v6))) => {
+                message
+                    .attributes
+                    .push(RouteAttribute::Via(RouteVia::Inet6(v6)));
+            }
+            (IpNetwork::V6(_), Some(IpAddr::V4(_))) => {
+                return Err(NetlinkError::other(
+                    action(),
+                    "invalid address family Inet6",
+                ));
+            }
         }
-        let request = self.handle.route().add(builder.build());
-        self.runtime
-            .block_on(request.execute())
-            .map_err(|err| NetlinkError::new(action(), err))
+        self.send(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, &message, action)
     }
 
     /// The main table's routes of one family.
@@ -576,18 +659,33 @@ impl Kernel {
     /// # Errors
     /// [`NetlinkError`].
     pub fn routes(&self, ipv4: bool) -> Result<Vec<RouteEntry>, NetlinkError> {
-        let filter: RouteMessage = if ipv4 {
-            RouteMessageBuilder::<std::net::Ipv4Addr>::new().build()
-        } else {
-            RouteMessageBuilder::<std::net::Ipv6Addr>::new().build()
-        };
-        let request = self.handle.route().get(filter).execute();
-        let messages: Vec<RouteMessage> = self
-            .runtime
-            .block_on(request.try_collect())
+        let request = route_message(ipv4);
+        let mut found = Vec::new();
+        self.socket
+            .request(RTM_GETROUTE, NLM_F_DUMP, &request, |kind, payload| {
+                if kind == RTM_NEWROUTE {
+                    found.extend(route_entry(&RouteMessage::parse(payload)?));
+                }
+                Ok(())
+            })
             .map_err(|err| NetlinkError::new("list routes", err))?;
-        Ok(messages.iter().filter_map(route_entry).collect())
+        Ok(found)
     }
+}
+
+/// A route message of the main table, static, universe, unicast.
+fn route_message(ipv4: bool) -> RouteMessage {
+    let mut message = RouteMessage::default();
+    message.header.address_family = if ipv4 {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    message.header.table = RouteHeader::RT_TABLE_MAIN;
+    message.header.protocol = RouteProtocol::Static;
+    message.header.scope = RouteScope::Universe;
+    message.header.kind = RouteType::Unicast;
+    message
 }
 
 /// Reads destination, gateway and output interface of a route message.
