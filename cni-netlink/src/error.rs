@@ -10,8 +10,9 @@ pub enum Error {
     /// with one).
     #[error("{}", io::Error::from_raw_os_error(*.0))]
     Kernel(i32),
-    /// Opening, binding, sending on or reading from the socket failed.
-    #[error("{op}: {source}")]
+    /// Opening, binding, sending on or reading from the socket failed. The
+    /// text is the system's alone: callers name what they were doing.
+    #[error("{source}")]
     Io {
         /// The socket call that failed.
         op: &'static str,

@@ -161,7 +161,8 @@ where
                 };
             }
             NLMSG_DONE => {
-                // Since Linux 4.? the payload carries the dump's result.
+                // The payload carries the dump's result: 0, or a negative
+                // errno when the dump failed part way.
                 let code = payload.get(..4).map_or(0, |raw| {
                     i32::from_ne_bytes([raw[0], raw[1], raw[2], raw[3]])
                 });
