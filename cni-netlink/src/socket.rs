@@ -70,12 +70,14 @@ impl Socket {
 
     /// Sends a request of `message_type` with `flags` (`NLM_F_CREATE`,
     /// `NLM_F_DUMP`, ...; `NLM_F_REQUEST` is added, and `NLM_F_ACK` unless
-    /// it is a dump) and `payload`, and calls `on_reply`
-    /// with the type and payload of every message the kernel answers with,
-    /// until its ACK, its error, or the end of the dump. Replies to an
-    /// earlier request and datagrams not from the kernel are skipped. When
-    /// `on_reply` fails, the rest of the answer is still read (so the next
-    /// request starts clean) and its first error is returned.
+    /// it is a dump) and `payload`, then calls `on_reply` with the type and
+    /// payload of every message the kernel answers with, until its ACK, its
+    /// error, or the end of the dump.
+    ///
+    /// Messages with another sequence number (what is left of an answer cut
+    /// short by an error) and datagrams not from the kernel are skipped.
+    /// When `on_reply` fails, the rest of the answer is still read, so the
+    /// next request starts clean, and its first error is returned.
     ///
     /// # Errors
     /// [`Error::Kernel`] when the kernel refuses, [`Error::Io`] when the
