@@ -1,25 +1,17 @@
-//! The kernel boundary: a small blocking wrapper over rtnetlink. A
-//! [`Kernel`] is one rtnetlink connection, bound to the network namespace of
-//! the thread that opened it, driven by a single-threaded runtime (setns is
-//! per thread, so nothing here may hop threads).
+//! The kernel boundary: a small blocking rtnetlink client. A [`Kernel`] is
+//! a pair of netlink sockets bound to the network namespace of the thread
+//! that opened them (setns is per thread).
 
-use futures_util::TryStreamExt;
+use cni_netlink::Socket;
+use cni_netlink::addr::{self, AddressRequest};
+use cni_netlink::link::{self, LinkRequest};
+use cni_netlink::route::{self, RouteRequest};
 use ipnetwork::IpNetwork;
-use rtnetlink::packet_route::AddressFamily;
-use rtnetlink::packet_route::address::{
-    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
-};
-use rtnetlink::packet_route::link::{
-    BridgeVlanInfoFlags, InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo,
-    LinkMessage, State,
-};
-use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol};
-use rtnetlink::{
-    Handle, LinkBridge, LinkBridgePort, LinkBridgeVlan, LinkUnspec, LinkVeth, RouteMessageBuilder,
-};
 use std::net::IpAddr;
 use std::os::fd::RawFd;
-use tokio::runtime::Runtime;
+
+pub use cni_netlink::link::Link;
+pub use cni_netlink::route::RouteEntry;
 
 /// Longest Linux interface name in bytes (`IFNAMSIZ` - 1).
 const IFNAME_MAX: usize = 15;
@@ -36,27 +28,14 @@ pub struct NetlinkError {
     pub errno: Option<i32>,
 }
 
-/// The text of an rtnetlink error that is not a kernel errno. An unexpected
-/// message is not printed with `Debug`: that alone would link the `Debug` code
-/// of every netlink attribute type, a tenth of the binary and of its resident set.
-fn describe_other(err: &rtnetlink::Error) -> String {
-    match err {
-        rtnetlink::Error::UnexpectedMessage(_) => "received an unexpected netlink message".into(),
-        other => other.to_string(),
-    }
-}
-
 impl NetlinkError {
-    fn new(action: impl Into<String>, err: rtnetlink::Error) -> NetlinkError {
-        let errno = match &err {
-            rtnetlink::Error::NetlinkError(message) => Some(-message.raw_code()),
-            _ => None,
-        };
-        let reason = match &err {
-            rtnetlink::Error::NetlinkError(message) => {
-                cni_types::error::go_errno_text(&message.to_io())
+    fn new(action: impl Into<String>, err: cni_netlink::Error) -> NetlinkError {
+        let errno = err.errno();
+        let reason = match errno {
+            Some(errno) => {
+                cni_types::error::go_errno_text(&std::io::Error::from_raw_os_error(errno))
             }
-            other => describe_other(other),
+            None => err.to_string(),
         };
         NetlinkError {
             action: action.into(),
@@ -101,114 +80,34 @@ mod libc_errno {
     pub const EADDRNOTAVAIL: i32 = 99;
 }
 
-/// What we read of a link.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Link {
-    /// Interface index.
-    pub index: u32,
-    /// Interface name.
-    pub name: String,
-    /// `bridge`, `veth`, ... (empty when the kernel gives no kind).
-    pub kind: String,
-    /// Hardware address.
-    pub mac: Vec<u8>,
-    /// Index of the bridge this link is a port of.
-    pub master: Option<u32>,
-    /// For a veth, the peer's index (in the peer's namespace).
-    pub peer_index: Option<u32>,
-    /// IFF_UP is set.
-    pub admin_up: bool,
-    /// IFF_PROMISC is set.
-    pub promisc: bool,
-    /// The operational state is UP.
-    pub oper_up: bool,
-    /// MTU.
-    pub mtu: u32,
+/// Two rtnetlink sockets in one network namespace.
+pub struct Kernel {
+    socket: Socket,
+    /// A second socket, with `NETLINK_GET_STRICT_CHK`, for dumps the kernel
+    /// filters, so they do not return an entry per port of the bridge.
+    /// Separate so that strict checking cannot reject any other request.
+    strict: Socket,
 }
 
-impl Link {
-    fn from_message(message: &LinkMessage) -> Link {
-        let mut link = Link {
-            index: message.header.index,
-            name: String::new(),
-            kind: String::new(),
-            mac: Vec::new(),
-            master: None,
-            peer_index: None,
-            admin_up: message.header.flags.contains(LinkFlags::Up),
-            promisc: message.header.flags.contains(LinkFlags::Promisc),
-            oper_up: false,
-            mtu: 0,
-        };
-        for attribute in &message.attributes {
-            match attribute {
-                LinkAttribute::IfName(name) => link.name.clone_from(name),
-                LinkAttribute::Address(mac) => link.mac.clone_from(mac),
-                LinkAttribute::Controller(master) => link.master = Some(*master),
-                LinkAttribute::Link(peer) => link.peer_index = Some(*peer),
-                LinkAttribute::OperState(state) => link.oper_up = *state == State::Up,
-                LinkAttribute::Mtu(mtu) => link.mtu = *mtu,
-                LinkAttribute::LinkInfo(infos) => {
-                    for info in infos {
-                        if let LinkInfo::Kind(kind) = info {
-                            link.kind = kind.to_string();
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        link
+/// Maps "not found" to success, for deletes.
+fn absent_is_fine(outcome: Result<(), NetlinkError>) -> Result<(), NetlinkError> {
+    match outcome {
+        Err(err) if err.is_not_found() => Ok(()),
+        other => other,
     }
 }
 
-/// A route as we compare it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouteEntry {
-    /// Destination (`0.0.0.0/0` / `::/0` for the default route).
-    pub dst: IpNetwork,
-    /// Next hop.
-    pub gw: Option<IpAddr>,
-    /// Output interface.
-    pub oif: Option<u32>,
-}
-
-/// One rtnetlink connection and the runtime that drives it.
-pub struct Kernel {
-    runtime: Runtime,
-    handle: Handle,
-    /// A second connection, with `NETLINK_GET_STRICT_CHK`, for dumps the kernel
-    /// filters, so they do not return an entry per port of the bridge. Separate
-    /// so that strict checking cannot reject any other request.
-    strict: Handle,
-}
-
 impl Kernel {
-    /// Opens a connection in the calling thread's network namespace.
+    /// Opens the sockets in the calling thread's network namespace.
     ///
     /// # Errors
-    /// [`NetlinkError`] when the runtime or the socket cannot be created.
+    /// [`NetlinkError`] when a socket cannot be created.
     pub fn connect() -> Result<Kernel, NetlinkError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()
-            .map_err(|err| NetlinkError::other("start netlink runtime", err.to_string()))?;
-        // Both sockets are opened here, by the calling thread, so both belong
-        // to its namespace.
-        let (handle, strict) = runtime.block_on(async {
-            let open =
-                |err: std::io::Error| NetlinkError::other("open netlink socket", err.to_string());
-            let (connection, handle, _) = rtnetlink::new_connection().map_err(open)?;
-            tokio::spawn(connection);
-            let (connection, strict, _) =
-                rtnetlink::new_connection_with_strict_check().map_err(open)?;
-            tokio::spawn(connection);
-            Ok::<_, NetlinkError>((handle, strict))
-        })?;
+        let open =
+            |err: cni_netlink::Error| NetlinkError::other("open netlink socket", err.to_string());
         Ok(Kernel {
-            runtime,
-            handle,
-            strict,
+            socket: Socket::open().map_err(open)?,
+            strict: Socket::open_strict().map_err(open)?,
         })
     }
 
@@ -218,12 +117,14 @@ impl Kernel {
     /// [`NetlinkError`] for any other failure.
     pub fn link_by_name(&self, name: &str) -> Result<Option<Link>, NetlinkError> {
         // No link has a longer name, and one longer than a netlink attribute
-        // can hold (from a config or a prevResult) would panic the encoder.
+        // can hold (from a config or a prevResult) cannot be encoded.
         if name.len() > IFNAME_MAX {
             return Ok(None);
         }
-        let request = self.handle.link().get().match_name(name).execute();
-        self.first_link(request, format!("look up link \"{name}\""))
+        self.get_link(
+            &LinkRequest::new().name(name),
+            format!("look up link \"{name}\""),
+        )
     }
 
     /// Looks a link up by index; `None` when it does not exist.
@@ -231,21 +132,16 @@ impl Kernel {
     /// # Errors
     /// [`NetlinkError`] for any other failure.
     pub fn link_by_index(&self, index: u32) -> Result<Option<Link>, NetlinkError> {
-        let request = self.handle.link().get().match_index(index).execute();
-        self.first_link(request, format!("look up link {index}"))
+        self.get_link(&LinkRequest::index(index), format!("look up link {index}"))
     }
 
-    fn first_link(
+    fn get_link(
         &self,
-        request: impl futures_util::Stream<Item = Result<LinkMessage, rtnetlink::Error>>,
+        request: &LinkRequest,
         action: String,
     ) -> Result<Option<Link>, NetlinkError> {
-        let found = self.runtime.block_on(async {
-            futures_util::pin_mut!(request);
-            request.try_next().await
-        });
-        match found {
-            Ok(message) => Ok(message.as_ref().map(Link::from_message)),
+        match link::get(&self.socket, request) {
+            Ok(found) => Ok(found),
             Err(err) => {
                 let err = NetlinkError::new(action, err);
                 if err.is_not_found() {
@@ -257,7 +153,7 @@ impl Kernel {
         }
     }
 
-    /// Creates a bridge. Fails with EEXIST when the name is taken.
+    /// Creates a bridge, up. Fails with EEXIST when the name is taken.
     ///
     /// # Errors
     /// [`NetlinkError`].
@@ -267,14 +163,12 @@ impl Kernel {
         mtu: Option<u32>,
         vlan_filtering: bool,
     ) -> Result<(), NetlinkError> {
-        let mut builder = LinkBridge::new(name);
+        let mut request = LinkRequest::new().up().name(name);
         if let Some(mtu) = mtu {
-            builder = builder.mtu(mtu);
+            request = request.mtu(mtu);
         }
-        if vlan_filtering {
-            builder = builder.vlan_filtering(true);
-        }
-        self.send_link_add(builder.build(), format!("create bridge \"{name}\""))
+        link::create(&self.socket, &request.bridge(vlan_filtering))
+            .map_err(|err| NetlinkError::new(format!("create bridge \"{name}\""), err))
     }
 
     /// Creates a veth pair whose `peer` end is created directly inside the
@@ -290,33 +184,22 @@ impl Kernel {
         mtu: Option<u32>,
         peer_mac: Option<[u8; 6]>,
     ) -> Result<(), NetlinkError> {
-        let mut peer_builder = LinkUnspec::new_with_name(peer).setns_by_fd(peer_netns);
-        let mut builder = LinkVeth::new(host, peer);
+        let mut peer_request = LinkRequest::new().name(peer).netns_fd(peer_netns);
+        let mut request = LinkRequest::new().name(host);
         if let Some(mtu) = mtu {
-            peer_builder = peer_builder.mtu(mtu);
-            builder = builder.mtu(mtu);
+            peer_request = peer_request.mtu(mtu);
+            request = request.mtu(mtu);
         }
         if let Some(mac) = peer_mac {
-            peer_builder = peer_builder.address(mac.to_vec());
+            peer_request = peer_request.mac(&mac);
         }
-        let message = builder
-            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_builder.build())))
-            .build();
-        self.send_link_add(message, format!("create veth pair \"{host}\"/\"{peer}\""))
+        link::create(&self.socket, &request.veth(&peer_request)).map_err(|err| {
+            NetlinkError::new(format!("create veth pair \"{host}\"/\"{peer}\""), err)
+        })
     }
 
-    fn send_link_add(&self, message: LinkMessage, action: String) -> Result<(), NetlinkError> {
-        let request = self.handle.link().add(message);
-        self.runtime
-            .block_on(request.execute())
-            .map_err(|err| NetlinkError::new(action, err))
-    }
-
-    fn send_link_set(&self, message: LinkMessage, action: String) -> Result<(), NetlinkError> {
-        let request = self.handle.link().set(message);
-        self.runtime
-            .block_on(request.execute())
-            .map_err(|err| NetlinkError::new(action, err))
+    fn set_link(&self, request: &LinkRequest, action: String) -> Result<(), NetlinkError> {
+        link::set(&self.socket, request).map_err(|err| NetlinkError::new(action, err))
     }
 
     /// Sets a link up.
@@ -324,8 +207,8 @@ impl Kernel {
     /// # Errors
     /// [`NetlinkError`].
     pub fn set_up(&self, index: u32, name: &str) -> Result<(), NetlinkError> {
-        self.send_link_set(
-            LinkUnspec::new_with_index(index).up().build(),
+        self.set_link(
+            &LinkRequest::index(index).up(),
             format!("set \"{name}\" up"),
         )
     }
@@ -335,8 +218,10 @@ impl Kernel {
     /// # Errors
     /// [`NetlinkError`].
     pub fn set_promisc(&self, index: u32, name: &str, on: bool) -> Result<(), NetlinkError> {
-        let message = LinkUnspec::new_with_index(index).promiscuous(on).build();
-        self.send_link_set(message, format!("set promiscuous mode on \"{name}\""))
+        self.set_link(
+            &LinkRequest::index(index).promisc(on),
+            format!("set promiscuous mode on \"{name}\""),
+        )
     }
 
     /// Makes `index` a port of `master` and sets it up, in one request.
@@ -344,11 +229,10 @@ impl Kernel {
     /// # Errors
     /// [`NetlinkError`].
     pub fn enslave_and_up(&self, index: u32, name: &str, master: u32) -> Result<(), NetlinkError> {
-        let message = LinkUnspec::new_with_index(index)
-            .controller(master)
-            .up()
-            .build();
-        self.send_link_set(message, format!("connect \"{name}\" to bridge"))
+        self.set_link(
+            &LinkRequest::index(index).master(master).up(),
+            format!("connect \"{name}\" to bridge"),
+        )
     }
 
     /// Sets a link's hardware address.
@@ -356,10 +240,10 @@ impl Kernel {
     /// # Errors
     /// [`NetlinkError`].
     pub fn set_mac(&self, index: u32, name: &str, mac: &[u8]) -> Result<(), NetlinkError> {
-        let message = LinkUnspec::new_with_index(index)
-            .address(mac.to_vec())
-            .build();
-        self.send_link_set(message, format!("set MAC of \"{name}\""))
+        self.set_link(
+            &LinkRequest::index(index).mac(mac),
+            format!("set MAC of \"{name}\""),
+        )
     }
 
     /// Sets the bridge-port hairpin and isolation flags (explicitly, false
@@ -374,14 +258,12 @@ impl Kernel {
         hairpin: bool,
         isolated: bool,
     ) -> Result<(), NetlinkError> {
-        let mut builder = LinkBridgePort::new(index).hairpin(hairpin);
-        if isolated {
-            builder = builder.isolated(true);
-        }
-        let request = self.handle.link().set_port(builder.build());
-        self.runtime
-            .block_on(request.execute())
-            .map_err(|err| NetlinkError::new(format!("set bridge port flags of \"{name}\""), err))
+        // Bridge port attributes apply through RTM_NEWLINK only.
+        link::change(
+            &self.socket,
+            &LinkRequest::index(index).bridge_port(hairpin, isolated),
+        )
+        .map_err(|err| NetlinkError::new(format!("set bridge port flags of \"{name}\""), err))
     }
 
     /// Adds a VLAN to a bridge port, as PVID and untagged when `access`.
@@ -395,14 +277,11 @@ impl Kernel {
         vid: u16,
         access: bool,
     ) -> Result<(), NetlinkError> {
-        let flags = if access {
-            BridgeVlanInfoFlags::Pvid | BridgeVlanInfoFlags::Untagged
-        } else {
-            BridgeVlanInfoFlags::empty()
-        };
         // `bridge vlan add`: RTM_SETLINK in the AF_BRIDGE family.
-        let message = LinkBridgeVlan::new(index).vlan(vid, flags).build();
-        self.send_link_set(message, format!("add VLAN {vid} to \"{name}\""))
+        self.set_link(
+            &LinkRequest::bridge_vlan(index, vid, access),
+            format!("add VLAN {vid} to \"{name}\""),
+        )
     }
 
     /// Removes a VLAN from a bridge port; absent is fine.
@@ -411,17 +290,11 @@ impl Kernel {
     /// [`NetlinkError`].
     pub fn del_port_vlan(&self, index: u32, name: &str, vid: u16) -> Result<(), NetlinkError> {
         // `bridge vlan del`: RTM_DELLINK in the AF_BRIDGE family.
-        let message = LinkBridgeVlan::new(index)
-            .vlan(vid, BridgeVlanInfoFlags::empty())
-            .build();
-        let request = self.handle.link().del_with_message(message);
-        match self.runtime.block_on(request.execute()) {
-            Ok(()) => Ok(()),
-            Err(err) => {
-                let err = NetlinkError::new(format!("remove VLAN {vid} from \"{name}\""), err);
-                if err.is_not_found() { Ok(()) } else { Err(err) }
-            }
-        }
+        absent_is_fine(
+            link::delete(&self.socket, &LinkRequest::bridge_vlan(index, vid, false)).map_err(
+                |err| NetlinkError::new(format!("remove VLAN {vid} from \"{name}\""), err),
+            ),
+        )
     }
 
     /// Deletes a link; absent is fine.
@@ -429,46 +302,22 @@ impl Kernel {
     /// # Errors
     /// [`NetlinkError`] for failures other than "not found".
     pub fn del_link(&self, index: u32, name: &str) -> Result<(), NetlinkError> {
-        let request = self.handle.link().del(index);
-        match self.runtime.block_on(request.execute()) {
-            Ok(()) => Ok(()),
-            Err(err) => {
-                let err = NetlinkError::new(format!("delete link \"{name}\""), err);
-                if err.is_not_found() { Ok(()) } else { Err(err) }
-            }
-        }
+        absent_is_fine(
+            link::delete(&self.socket, &LinkRequest::index(index))
+                .map_err(|err| NetlinkError::new(format!("delete link \"{name}\""), err)),
+        )
     }
 
-    /// Every address of a link, with flags telling tentative/dadfailed ones.
+    /// Every address of a link (tentative and dadfailed ones included).
     ///
     /// # Errors
     /// [`NetlinkError`].
     pub fn addresses(&self, index: u32) -> Result<Vec<IpNetwork>, NetlinkError> {
         // With strict checking the kernel dumps only this link's addresses
-        // (Linux 4.20+; older kernels dump all and the filter below applies),
+        // (Linux 4.20+; older kernels dump all and `dump` filters),
         // instead of one per port of the bridge and per host interface.
-        let mut request = self.strict.address().get().set_link_index_filter(index);
-        request.message_mut().header.index = index;
-        let request = request.execute();
-        let messages: Vec<AddressMessage> = self
-            .runtime
-            .block_on(request.try_collect())
-            .map_err(|err| NetlinkError::new(format!("list addresses of link {index}"), err))?;
-        Ok(messages
-            .iter()
-            .filter(|message| message.header.index == index)
-            .filter_map(|message| {
-                message
-                    .attributes
-                    .iter()
-                    .find_map(|attribute| match attribute {
-                        AddressAttribute::Address(ip) => {
-                            IpNetwork::new(*ip, message.header.prefix_len).ok()
-                        }
-                        _ => None,
-                    })
-            })
-            .collect())
+        addr::dump(&self.strict, index)
+            .map_err(|err| NetlinkError::new(format!("list addresses of link {index}"), err))
     }
 
     /// Adds an address with its IPv4 broadcast. With `skip_dad`, an IPv6
@@ -483,25 +332,20 @@ impl Kernel {
         address: IpNetwork,
         skip_dad: bool,
     ) -> Result<(), NetlinkError> {
-        let mut request = self
-            .handle
-            .address()
-            .add(index, address.ip(), address.prefix());
+        let ip = address.ip();
+        let mut request = AddressRequest::new(index, address);
+        // As rtnetlink builds it: a multicast address goes without
+        // IFA_ADDRESS/IFA_LOCAL, an IPv6 one as IFA_MULTICAST.
+        request = match address {
+            IpNetwork::V4(v4) if v4.ip().is_multicast() => request.broadcast(v4.broadcast()),
+            IpNetwork::V4(v4) => request.address(ip).local(ip).broadcast(v4.broadcast()),
+            IpNetwork::V6(v6) if v6.ip().is_multicast() => request.multicast(v6.ip()),
+            IpNetwork::V6(_) => request.address(ip).local(ip),
+        };
         if skip_dad && address.is_ipv6() {
-            let message = request.message_mut();
-            message.header.flags |= AddressHeaderFlags::Nodad;
-            message
-                .attributes
-                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+            request = request.no_dad();
         }
-        if let IpNetwork::V4(v4) = address {
-            request
-                .message_mut()
-                .attributes
-                .push(AddressAttribute::Broadcast(v4.broadcast()));
-        }
-        self.runtime
-            .block_on(request.execute())
+        addr::add(&self.socket, &request)
             .map_err(|err| NetlinkError::new(format!("add address {address} to \"{name}\""), err))
     }
 
@@ -515,29 +359,12 @@ impl Kernel {
         name: &str,
         address: IpNetwork,
     ) -> Result<(), NetlinkError> {
-        let mut message = AddressMessage::default();
-        message.header.family = if address.is_ipv4() {
-            AddressFamily::Inet
-        } else {
-            AddressFamily::Inet6
-        };
-        message.header.prefix_len = address.prefix();
-        message.header.index = index;
-        message
-            .attributes
-            .push(AddressAttribute::Local(address.ip()));
-        message
-            .attributes
-            .push(AddressAttribute::Address(address.ip()));
-        let request = self.handle.address().del(message);
-        match self.runtime.block_on(request.execute()) {
-            Ok(()) => Ok(()),
-            Err(err) => {
-                let err =
-                    NetlinkError::new(format!("delete address {address} from \"{name}\""), err);
-                if err.is_not_found() { Ok(()) } else { Err(err) }
-            }
-        }
+        let request = AddressRequest::new(index, address)
+            .local(address.ip())
+            .address(address.ip());
+        absent_is_fine(addr::delete(&self.socket, &request).map_err(|err| {
+            NetlinkError::new(format!("delete address {address} from \"{name}\""), err)
+        }))
     }
 
     /// Adds a route to `dst` via `gw` out of `index`.
@@ -554,80 +381,43 @@ impl Kernel {
             Some(gw) => format!("add route '{dst} via {gw} dev {index}'"),
             None => format!("add route '{dst} dev {index}'"),
         };
-        let mut builder = RouteMessageBuilder::<IpAddr>::new()
-            .destination_prefix(dst.network(), dst.prefix())
-            .map_err(|err| NetlinkError::other(action(), err.to_string()))?
-            .output_interface(index)
-            // What the reference (Go netlink) installs; `ip route` hides it.
-            .protocol(RouteProtocol::Boot);
-        if let Some(gw) = gw {
-            builder = builder
-                .gateway(gw)
-                .map_err(|err| NetlinkError::other(action(), err.to_string()))?;
-        }
-        let request = self.handle.route().add(builder.build());
-        self.runtime
-            .block_on(request.execute())
-            .map_err(|err| NetlinkError::new(action(), err))
+        // What the reference (Go netlink) installs; `ip route` hides it.
+        let request = RouteRequest::new(dst.is_ipv4())
+            .protocol_boot()
+            .destination(dst)
+            .output_interface(index);
+        let request = match (dst, gw) {
+            (_, None) => request,
+            (IpNetwork::V4(_), Some(gw @ IpAddr::V4(_)))
+            | (IpNetwork::V6(_), Some(gw @ IpAddr::V6(_))) => request.gateway(gw),
+            (IpNetwork::V4(_), Some(IpAddr::V6(gw))) => request.via_ipv6(gw),
+            // rtnetlink's refusal, word for word.
+            (IpNetwork::V6(_), Some(IpAddr::V4(_))) => {
+                return Err(NetlinkError::other(
+                    action(),
+                    "invalid address family Inet6",
+                ));
+            }
+        };
+        route::add(&self.socket, &request).map_err(|err| NetlinkError::new(action(), err))
     }
 
-    /// The main table's routes of one family.
+    /// The routes of one family (every table: the kernel ignores the
+    /// table in a non-strict dump request).
     ///
     /// # Errors
     /// [`NetlinkError`].
     pub fn routes(&self, ipv4: bool) -> Result<Vec<RouteEntry>, NetlinkError> {
-        let filter: RouteMessage = if ipv4 {
-            RouteMessageBuilder::<std::net::Ipv4Addr>::new().build()
-        } else {
-            RouteMessageBuilder::<std::net::Ipv6Addr>::new().build()
-        };
-        let request = self.handle.route().get(filter).execute();
-        let messages: Vec<RouteMessage> = self
-            .runtime
-            .block_on(request.try_collect())
-            .map_err(|err| NetlinkError::new("list routes", err))?;
-        Ok(messages.iter().filter_map(route_entry).collect())
+        route::dump(&self.socket, ipv4).map_err(|err| NetlinkError::new("list routes", err))
     }
 }
 
-/// Reads destination, gateway and output interface of a route message.
-fn route_entry(message: &RouteMessage) -> Option<RouteEntry> {
-    let ipv4 = message.header.address_family == AddressFamily::Inet;
-    let address = |value: &RouteAddress| match value {
-        RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
-        RouteAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
-        _ => None,
-    };
-    let mut dst: Option<IpAddr> = None;
-    let mut gw = None;
-    let mut oif = None;
-    for attribute in &message.attributes {
-        match attribute {
-            RouteAttribute::Destination(value) => dst = address(value),
-            RouteAttribute::Gateway(value) => gw = address(value),
-            RouteAttribute::Oif(index) => oif = Some(*index),
-            _ => {}
-        }
-    }
-    let unspecified = if ipv4 {
-        IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
-    } else {
-        IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
-    };
-    let dst = IpNetwork::new(
-        dst.unwrap_or(unspecified),
-        message.header.destination_prefix_length,
-    )
-    .ok()?;
-    Some(RouteEntry { dst, gw, oif })
-}
-
-/// Kind names as the kernel reports them.
+/// Whether the link is a bridge (its kind as the kernel reports it).
 pub fn is_bridge(link: &Link) -> bool {
-    link.kind == InfoKind::Bridge.to_string()
+    link.kind == "bridge"
 }
 
 /// Whether the link is a veth.
 pub fn is_veth(link: &Link) -> bool {
-    link.kind == InfoKind::Veth.to_string()
+    link.kind == "veth"
 }

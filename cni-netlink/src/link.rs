@@ -1,0 +1,493 @@
+//! Links: looking one up, creating, changing and deleting them, and what we
+//! read of a link.
+
+use crate::attr::{Attr, Message, attributes, attributes_after, read_string, read_u8, read_u32};
+use crate::consts::*;
+use crate::error::Error;
+use crate::socket::Socket;
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_route::AddressFamily;
+use netlink_packet_route::link::{LinkFlags, LinkHeader};
+use std::os::fd::RawFd;
+
+/// The size of `struct ifinfomsg`.
+const HEADER_LEN: usize = 16;
+
+/// What we read of a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// Interface index.
+    pub index: u32,
+    /// Interface name.
+    pub name: String,
+    /// `bridge`, `veth`, ... (empty when the kernel gives no kind).
+    pub kind: String,
+    /// Hardware address.
+    pub mac: Vec<u8>,
+    /// Index of the bridge this link is a port of.
+    pub master: Option<u32>,
+    /// For a veth, the peer's index (in the peer's namespace).
+    pub peer_index: Option<u32>,
+    /// IFF_UP is set.
+    pub admin_up: bool,
+    /// IFF_PROMISC is set.
+    pub promisc: bool,
+    /// The operational state is UP.
+    pub oper_up: bool,
+    /// MTU.
+    pub mtu: u32,
+}
+
+impl Link {
+    /// Reads an `RTM_NEWLINK` payload.
+    fn parse(payload: &[u8]) -> Result<Link, Error> {
+        let header = LinkHeader::parse(payload)?;
+        let mut link = Link {
+            index: header.index,
+            name: String::new(),
+            kind: String::new(),
+            mac: Vec::new(),
+            master: None,
+            peer_index: None,
+            admin_up: header.flags.contains(LinkFlags::Up),
+            promisc: header.flags.contains(LinkFlags::Promisc),
+            oper_up: false,
+            mtu: 0,
+        };
+        for nla in attributes_after(payload, HEADER_LEN) {
+            let nla = nla?;
+            match nla.kind() {
+                IFLA_IFNAME => link.name = read_string(&nla),
+                IFLA_ADDRESS => link.mac = nla.value().to_vec(),
+                IFLA_MASTER => link.master = Some(read_u32(&nla)?),
+                IFLA_LINK => link.peer_index = Some(read_u32(&nla)?),
+                IFLA_OPERSTATE => link.oper_up = read_u8(&nla)? == IF_OPER_UP,
+                IFLA_MTU => link.mtu = read_u32(&nla)?,
+                IFLA_LINKINFO => {
+                    for info in attributes(nla.value()) {
+                        let info = info?;
+                        if info.kind() == IFLA_INFO_KIND {
+                            link.kind = read_string(&info);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(link)
+    }
+}
+
+/// A link request: an `ifinfomsg` and the attributes set on it. Names must
+/// fit a netlink attribute (callers check `IFNAMSIZ`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkRequest(Message<LinkHeader>);
+
+impl LinkRequest {
+    /// A request about no link in particular (name it with [`Self::name`]).
+    pub fn new() -> LinkRequest {
+        LinkRequest(Message {
+            header: LinkHeader::default(),
+            attrs: Vec::new(),
+        })
+    }
+
+    /// A request about the link with this index.
+    pub fn index(index: u32) -> LinkRequest {
+        let mut request = LinkRequest::new();
+        request.0.header.index = index;
+        request
+    }
+
+    /// A `bridge vlan` request (family AF_BRIDGE) for one VLAN of a bridge
+    /// port, as PVID and untagged when `access`.
+    pub fn bridge_vlan(index: u32, vid: u16, access: bool) -> LinkRequest {
+        let flags = if access {
+            BRIDGE_VLAN_INFO_PVID | BRIDGE_VLAN_INFO_UNTAGGED
+        } else {
+            0
+        };
+        // struct bridge_vlan_info { __u16 flags; __u16 vid; }
+        let mut info = flags.to_ne_bytes().to_vec();
+        info.extend_from_slice(&vid.to_ne_bytes());
+        let mut request = LinkRequest::index(index);
+        request.0.header.interface_family = AddressFamily::Bridge;
+        request.attr(Attr::Nested(
+            IFLA_AF_SPEC,
+            vec![Attr::Bytes(IFLA_BRIDGE_VLAN_INFO, info)],
+        ))
+    }
+
+    fn attr(mut self, attr: Attr) -> LinkRequest {
+        self.0.attrs.push(attr);
+        self
+    }
+
+    /// Sets IFF_UP (and marks it changed).
+    pub fn up(mut self) -> LinkRequest {
+        self.0.header.flags |= LinkFlags::Up;
+        self.0.header.change_mask |= LinkFlags::Up;
+        self
+    }
+
+    /// Clears IFF_UP (and marks it changed).
+    pub fn down(mut self) -> LinkRequest {
+        self.0.header.flags.remove(LinkFlags::Up);
+        self.0.header.change_mask |= LinkFlags::Up;
+        self
+    }
+
+    /// Sets or clears IFF_PROMISC (and marks it changed).
+    pub fn promisc(mut self, on: bool) -> LinkRequest {
+        self.0.header.flags.set(LinkFlags::Promisc, on);
+        self.0.header.change_mask |= LinkFlags::Promisc;
+        self
+    }
+
+    /// IFLA_IFNAME.
+    pub fn name(self, name: &str) -> LinkRequest {
+        self.attr(Attr::Str(IFLA_IFNAME, name.to_owned()))
+    }
+
+    /// IFLA_MTU.
+    pub fn mtu(self, mtu: u32) -> LinkRequest {
+        self.attr(Attr::U32(IFLA_MTU, mtu))
+    }
+
+    /// IFLA_ADDRESS: the hardware address.
+    pub fn mac(self, mac: &[u8]) -> LinkRequest {
+        self.attr(Attr::Bytes(IFLA_ADDRESS, mac.to_vec()))
+    }
+
+    /// IFLA_MASTER: make the link a port of this bridge.
+    pub fn master(self, index: u32) -> LinkRequest {
+        self.attr(Attr::U32(IFLA_MASTER, index))
+    }
+
+    /// IFLA_NET_NS_FD: the link goes into (or is created in) the namespace
+    /// this descriptor refers to.
+    pub fn netns_fd(self, fd: RawFd) -> LinkRequest {
+        self.attr(Attr::U32(IFLA_NET_NS_FD, fd.cast_unsigned()))
+    }
+
+    /// IFLA_LINKINFO of a bridge, with `vlan_filtering` on when asked.
+    pub fn bridge(self, vlan_filtering: bool) -> LinkRequest {
+        let mut info = vec![Attr::Str(IFLA_INFO_KIND, "bridge".to_owned())];
+        if vlan_filtering {
+            info.push(Attr::Nested(
+                IFLA_INFO_DATA,
+                vec![Attr::U8(IFLA_BR_VLAN_FILTERING, 1)],
+            ));
+        }
+        self.attr(Attr::Nested(IFLA_LINKINFO, info))
+    }
+
+    /// IFLA_LINKINFO of a veth whose other end is `peer` (its name, and
+    /// where and how to create it).
+    pub fn veth(self, peer: &LinkRequest) -> LinkRequest {
+        self.attr(Attr::Nested(
+            IFLA_LINKINFO,
+            vec![
+                Attr::Str(IFLA_INFO_KIND, "veth".to_owned()),
+                Attr::Nested(
+                    IFLA_INFO_DATA,
+                    vec![Attr::Bytes(VETH_INFO_PEER, peer.0.to_bytes())],
+                ),
+            ],
+        ))
+    }
+
+    /// IFLA_LINKINFO of a bridge port: hairpin mode as given, isolation
+    /// only when on.
+    pub fn bridge_port(self, hairpin: bool, isolated: bool) -> LinkRequest {
+        let mut port = vec![Attr::U8(IFLA_BRPORT_MODE, hairpin.into())];
+        if isolated {
+            port.push(Attr::U8(IFLA_BRPORT_ISOLATED, 1));
+        }
+        self.attr(Attr::Nested(
+            IFLA_LINKINFO,
+            vec![
+                Attr::Str(IFLA_INFO_SLAVE_KIND, "bridge".to_owned()),
+                Attr::Nested(IFLA_INFO_SLAVE_DATA, port),
+            ],
+        ))
+    }
+}
+
+impl Default for LinkRequest {
+    fn default() -> LinkRequest {
+        LinkRequest::new()
+    }
+}
+
+/// Looks up the link a request names (by index or IFLA_IFNAME); `None`
+/// only if the kernel answers with no link and no error.
+///
+/// # Errors
+/// [`Error::Kernel`] with ENODEV when there is no such link, else
+/// [`Error`].
+pub fn get(socket: &Socket, request: &LinkRequest) -> Result<Option<Link>, Error> {
+    let mut found = None;
+    socket.request(RTM_GETLINK, 0, &request.0, |kind, payload| {
+        if kind == RTM_NEWLINK && found.is_none() {
+            found = Some(Link::parse(payload)?);
+        }
+        Ok(())
+    })?;
+    Ok(found)
+}
+
+/// `RTM_NEWLINK` with `NLM_F_CREATE | NLM_F_EXCL`: creates a link.
+///
+/// # Errors
+/// [`Error::Kernel`] (EEXIST when the name is taken), else [`Error`].
+pub fn create(socket: &Socket, request: &LinkRequest) -> Result<(), Error> {
+    socket.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &request.0, ignore)
+}
+
+/// `RTM_SETLINK`: changes flags and attributes of an existing link.
+///
+/// # Errors
+/// [`Error`].
+pub fn set(socket: &Socket, request: &LinkRequest) -> Result<(), Error> {
+    // The flags rtnetlink sends; the kernel ignores them for RTM_SETLINK.
+    socket.request(RTM_SETLINK, NLM_F_CREATE | NLM_F_EXCL, &request.0, ignore)
+}
+
+/// `RTM_NEWLINK` without creation flags: changes an existing link,
+/// including what only RTM_NEWLINK applies (bridge port attributes).
+///
+/// # Errors
+/// [`Error`].
+pub fn change(socket: &Socket, request: &LinkRequest) -> Result<(), Error> {
+    socket.request(RTM_NEWLINK, 0, &request.0, ignore)
+}
+
+/// `RTM_DELLINK`: deletes a link, or with [`LinkRequest::bridge_vlan`]
+/// removes a VLAN from a port.
+///
+/// # Errors
+/// [`Error::Kernel`] (ENODEV when it is absent), else [`Error`].
+pub fn delete(socket: &Socket, request: &LinkRequest) -> Result<(), Error> {
+    socket.request(RTM_DELLINK, 0, &request.0, ignore)
+}
+
+/// A reply handler for requests answered only with an ACK.
+pub(crate) fn ignore(_: u16, _: &[u8]) -> Result<(), Error> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_core::Emitable;
+    use netlink_packet_route::link::{
+        AfSpecBridge, BridgeVlanInfo, BridgeVlanInfoFlags, InfoBridge, InfoBridgePort, InfoData,
+        InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute, LinkInfo, LinkMessage,
+        State,
+    };
+
+    /// netlink-packet-route's encoding of the same request (what rtnetlink
+    /// sent before).
+    fn reference(message: &LinkMessage) -> Vec<u8> {
+        let mut bytes = vec![0; message.buffer_len()];
+        message.emit(&mut bytes);
+        bytes
+    }
+
+    fn reference_message(index: u32, attributes: Vec<LinkAttribute>) -> LinkMessage {
+        let mut message = LinkMessage::default();
+        message.header.index = index;
+        message.attributes = attributes;
+        message
+    }
+
+    #[test]
+    fn lookup_by_name_and_by_index() {
+        assert_eq!(
+            LinkRequest::new().name("cni0").0.to_bytes(),
+            reference(&reference_message(
+                0,
+                vec![LinkAttribute::IfName("cni0".into())]
+            ))
+        );
+        assert_eq!(
+            LinkRequest::index(7).0.to_bytes(),
+            reference(&reference_message(7, vec![]))
+        );
+    }
+
+    #[test]
+    fn bridge_with_mtu_and_vlan_filtering() {
+        let ours = LinkRequest::new().up().name("cni0").mtu(1400).bridge(true);
+        let mut theirs = reference_message(
+            0,
+            vec![
+                LinkAttribute::IfName("cni0".into()),
+                LinkAttribute::Mtu(1400),
+                LinkAttribute::LinkInfo(vec![
+                    LinkInfo::Kind(InfoKind::Bridge),
+                    LinkInfo::Data(InfoData::Bridge(vec![InfoBridge::VlanFiltering(true)])),
+                ]),
+            ],
+        );
+        theirs.header.flags = LinkFlags::Up;
+        theirs.header.change_mask = LinkFlags::Up;
+        assert_eq!(ours.0.to_bytes(), reference(&theirs));
+        let plain = LinkRequest::new().up().name("cni0").bridge(false);
+        theirs.attributes.remove(1);
+        theirs.attributes[1] = LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Bridge)]);
+        assert_eq!(plain.0.to_bytes(), reference(&theirs));
+    }
+
+    #[test]
+    fn veth_with_its_peer_in_another_namespace() {
+        let peer = LinkRequest::new()
+            .name("eth0")
+            .netns_fd(5)
+            .mtu(1500)
+            .mac(&[2, 0, 0, 0, 0, 1]);
+        let ours = LinkRequest::new().name("veth1234").mtu(1500).veth(&peer);
+        let theirs_peer = reference_message(
+            0,
+            vec![
+                LinkAttribute::IfName("eth0".into()),
+                LinkAttribute::NetNsFd(5),
+                LinkAttribute::Mtu(1500),
+                LinkAttribute::Address(vec![2, 0, 0, 0, 0, 1]),
+            ],
+        );
+        let theirs = reference_message(
+            0,
+            vec![
+                LinkAttribute::IfName("veth1234".into()),
+                LinkAttribute::Mtu(1500),
+                LinkAttribute::LinkInfo(vec![
+                    LinkInfo::Kind(InfoKind::Veth),
+                    LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(theirs_peer))),
+                ]),
+            ],
+        );
+        assert_eq!(ours.0.to_bytes(), reference(&theirs));
+    }
+
+    #[test]
+    fn flag_changes() {
+        let mut theirs = reference_message(3, vec![LinkAttribute::Controller(9)]);
+        theirs.header.flags = LinkFlags::Up;
+        theirs.header.change_mask = LinkFlags::Up;
+        assert_eq!(
+            LinkRequest::index(3).master(9).up().0.to_bytes(),
+            reference(&theirs)
+        );
+        theirs.attributes.clear();
+        theirs.header.flags = LinkFlags::empty();
+        assert_eq!(
+            LinkRequest::index(3).down().0.to_bytes(),
+            reference(&theirs)
+        );
+        theirs.header.flags = LinkFlags::Promisc;
+        theirs.header.change_mask = LinkFlags::Promisc;
+        assert_eq!(
+            LinkRequest::index(3).promisc(true).0.to_bytes(),
+            reference(&theirs)
+        );
+        theirs.header.flags = LinkFlags::empty();
+        assert_eq!(
+            LinkRequest::index(3).promisc(false).0.to_bytes(),
+            reference(&theirs)
+        );
+    }
+
+    #[test]
+    fn bridge_port_flags() {
+        for (hairpin, isolated) in [(false, false), (true, false), (true, true)] {
+            let mut port = vec![InfoBridgePort::HairpinMode(hairpin)];
+            if isolated {
+                port.push(InfoBridgePort::Isolated(true));
+            }
+            let theirs = reference_message(
+                4,
+                vec![LinkAttribute::LinkInfo(vec![
+                    LinkInfo::PortKind(InfoPortKind::Bridge),
+                    LinkInfo::PortData(InfoPortData::BridgePort(port)),
+                ])],
+            );
+            assert_eq!(
+                LinkRequest::index(4)
+                    .bridge_port(hairpin, isolated)
+                    .0
+                    .to_bytes(),
+                reference(&theirs)
+            );
+        }
+    }
+
+    #[test]
+    fn bridge_vlan() {
+        for (access, flags) in [
+            (
+                true,
+                BridgeVlanInfoFlags::Pvid | BridgeVlanInfoFlags::Untagged,
+            ),
+            (false, BridgeVlanInfoFlags::empty()),
+        ] {
+            let mut theirs = reference_message(
+                4,
+                vec![LinkAttribute::AfSpecBridge(vec![AfSpecBridge::VlanInfo(
+                    BridgeVlanInfo { vid: 100, flags },
+                )])],
+            );
+            theirs.header.interface_family = AddressFamily::Bridge;
+            assert_eq!(
+                LinkRequest::bridge_vlan(4, 100, access).0.to_bytes(),
+                reference(&theirs)
+            );
+        }
+    }
+
+    #[test]
+    fn reads_what_we_use_of_a_link() {
+        let mut message = reference_message(
+            12,
+            vec![
+                LinkAttribute::IfName("veth0".into()),
+                LinkAttribute::Address(vec![2, 0, 0, 0, 0, 9]),
+                LinkAttribute::Controller(3),
+                LinkAttribute::Link(2),
+                LinkAttribute::OperState(State::Up),
+                LinkAttribute::Mtu(1450),
+                LinkAttribute::TxQueueLen(1000),
+                LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Veth)]),
+            ],
+        );
+        message.header.flags = LinkFlags::Up | LinkFlags::Promisc | LinkFlags::Broadcast;
+        let link = Link::parse(&reference(&message)).unwrap();
+        assert_eq!(
+            link,
+            Link {
+                index: 12,
+                name: "veth0".into(),
+                kind: "veth".into(),
+                mac: vec![2, 0, 0, 0, 0, 9],
+                master: Some(3),
+                peer_index: Some(2),
+                admin_up: true,
+                promisc: true,
+                oper_up: true,
+                mtu: 1450,
+            }
+        );
+        let bare = Link::parse(&reference(&reference_message(1, vec![]))).unwrap();
+        assert_eq!(
+            (bare.index, bare.admin_up, bare.oper_up, bare.master),
+            (1, false, false, None)
+        );
+        assert!(bare.kind.is_empty());
+    }
+
+    #[test]
+    fn a_short_link_message_is_malformed() {
+        assert!(matches!(Link::parse(&[0; 8]), Err(Error::Malformed(_))));
+    }
+}
