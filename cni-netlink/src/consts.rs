@@ -37,6 +37,10 @@ pub(crate) const IFLA_BR_VLAN_FILTERING: u16 = 7;
 pub(crate) const IFLA_BRPORT_MODE: u16 = 4;
 pub(crate) const IFLA_BRPORT_ISOLATED: u16 = 33;
 
+// Inside IFLA_AF_SPEC of a link message: per-family settings.
+pub(crate) const AF_INET: u16 = 2;
+pub(crate) const IFLA_INET_CONF: u16 = 1;
+
 // Inside IFLA_AF_SPEC of an AF_BRIDGE message.
 pub(crate) const IFLA_BRIDGE_VLAN_INFO: u16 = 2;
 pub(crate) const BRIDGE_VLAN_INFO_PVID: u16 = 2;

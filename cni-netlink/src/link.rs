@@ -197,6 +197,22 @@ impl LinkRequest {
         ))
     }
 
+    /// One IPv4 per-interface setting (`net.ipv4.conf.<if>.*`), given by its
+    /// `IPV4_DEVCONF_*` index, in IFLA_AF_SPEC/AF_INET/IFLA_INET_CONF. The
+    /// kernel sets only the settings the request names.
+    pub fn ipv4_conf(self, key: Ipv4Conf, value: u32) -> LinkRequest {
+        self.attr(Attr::Nested(
+            IFLA_AF_SPEC,
+            vec![Attr::Nested(
+                AF_INET,
+                vec![Attr::Nested(
+                    IFLA_INET_CONF,
+                    vec![Attr::U32(key as u16, value)],
+                )],
+            )],
+        ))
+    }
+
     /// IFLA_LINKINFO of a bridge port: hairpin mode as given, isolation
     /// only when on.
     pub fn bridge_port(self, hairpin: bool, isolated: bool) -> LinkRequest {
@@ -212,6 +228,14 @@ impl LinkRequest {
             ],
         ))
     }
+}
+
+/// The `IPV4_DEVCONF_*` settings we set (their index in the kernel's enum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u16)]
+pub enum Ipv4Conf {
+    /// `arp_notify`: a gratuitous ARP when the link comes up or changes MAC.
+    ArpNotify = 22,
 }
 
 impl Default for LinkRequest {
@@ -300,6 +324,24 @@ mod tests {
         message.header.index = index;
         message.attributes = attributes;
         message
+    }
+
+    #[test]
+    fn one_ipv4_setting_is_nested_in_af_spec() {
+        let bytes = LinkRequest::index(5)
+            .ipv4_conf(Ipv4Conf::ArpNotify, 1)
+            .0
+            .to_bytes();
+        let header = reference(&reference_message(5, vec![]));
+        assert_eq!(bytes[..header.len()], header[..], "same link header");
+        // IFLA_AF_SPEC { AF_INET { IFLA_INET_CONF { 22: u32 1 } } }, each
+        // attribute a native-endian (len, type) pair.
+        let expected: Vec<u8> = [20u16, 26, 16, 2, 12, 1, 8, 22]
+            .iter()
+            .flat_map(|v| v.to_ne_bytes())
+            .chain(1u32.to_ne_bytes())
+            .collect();
+        assert_eq!(bytes[header.len()..], expected[..]);
     }
 
     #[test]

@@ -87,11 +87,10 @@ fn attach<'a>(
         let container_sysctls = NetSysctls::default();
         if links.is_ok() && ipam_job.is_some() {
             // Resolved while IPAM runs. Forwarding is set on the host for the
-            // gateways; the container side always gets arp_notify (IPv4) and
-            // accept_dad (IPv6).
+            // gateways; the container side always gets accept_dad (IPv6).
             host_sysctls.prepare(conf.is_gateway, conf.is_gateway);
             if let Ok(_inside) = netns.enter() {
-                container_sysctls.prepare(true, true);
+                container_sysctls.prepare(false, true);
             }
         }
         let leased = ipam_job.map(|job| {
@@ -263,7 +262,14 @@ fn configure_l3(
     gateways: &[ipnetwork::IpNetwork],
 ) -> Result<Link, BridgeError> {
     let has_ipv6 = result.ips.iter().any(|ip| ip.address.is_ipv6());
-    container::apply_sysctls(netns, container_sysctls, ifname, conf.enable_dad, has_ipv6)?;
+    container::apply_sysctls(
+        netns,
+        container,
+        container_sysctls,
+        ifname,
+        conf.enable_dad,
+        has_ipv6,
+    )?;
     let link = container::configure(container, ifname, result)?;
     configure_bridge(host, host_sysctls, bridge, conf, gateways)?;
     Ok(link)

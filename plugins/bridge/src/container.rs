@@ -38,18 +38,24 @@ pub enum ContainerError {
 }
 
 /// Per-interface sysctls, applied before any address so IPv6 addresses are
-/// never tentative unless DAD is wanted.
+/// never tentative unless DAD is wanted. `arp_notify` goes through the
+/// container's netlink socket (see [`Kernel::set_arp_notify`]), so only the
+/// IPv6 values need `/proc/sys`.
 ///
 /// # Errors
 /// [`ContainerError::Netns`] when the namespace cannot be entered; sysctl
 /// failures themselves are ignored, as the reference does.
 pub fn apply_sysctls(
     netns: &Netns,
+    container: &Kernel,
     sysctls: &NetSysctls,
     ifname: &str,
     enable_dad: bool,
     has_ipv6: bool,
 ) -> Result<(), ContainerError> {
+    if let Ok(Some(link)) = container.link_by_name(ifname) {
+        let _ = container.set_arp_notify(link.index, ifname);
+    }
     let _inside = netns.enter()?;
     if enable_dad {
         let _ = sysctls.ensure(&format!("net/ipv6/conf/{ifname}/enhanced_dad"), "1");
@@ -57,7 +63,6 @@ pub fn apply_sysctls(
     } else {
         let _ = sysctls.ensure(&format!("net/ipv6/conf/{ifname}/accept_dad"), "0");
     }
-    let _ = sysctls.ensure(&format!("net/ipv4/conf/{ifname}/arp_notify"), "1");
     if has_ipv6 {
         let _ = sysctls.ensure("net/ipv6/conf/lo/disable_ipv6", "0");
         let _ = sysctls.ensure(&format!("net/ipv6/conf/{ifname}/disable_ipv6"), "0");

