@@ -2,7 +2,7 @@
 //! masquerade. Every step that changes something pushes its undo; a failure
 //! unwinds them all, so a failed ADD leaves no veth, lease or rule behind.
 
-use crate::config::{BridgeConfig, IpFamily, format_mac};
+use crate::config::{BridgeConfig, format_mac};
 use crate::container;
 use crate::error::BridgeError;
 use crate::gateway::{apply_gateways, configure_bridge};
@@ -66,7 +66,7 @@ fn attach<'a>(
         // The iptables-restore processes start while IPAM runs (from a thread
         // created here, in the host namespace) and wait for their batches.
         let prestart_job = (conf.ip_masq && ipam_job.is_some())
-            .then(|| scope.spawn(|| masq::Prestarted::start(&masq_families(conf))));
+            .then(|| scope.spawn(|| masq::Prestarted::start(&conf.expected_families)));
         // Used on this thread only, which is in the host namespace except
         // inside `netns.enter()`.
         let host_sysctls = NetSysctls::default();
@@ -228,17 +228,6 @@ fn connect_links<'a>(
     Ok((bridge, veth))
 }
 
-/// The masquerade families the IPAM config foresees.
-fn masq_families(conf: &BridgeConfig) -> Vec<masq::Family> {
-    conf.expected_families
-        .iter()
-        .map(|family| match family {
-            IpFamily::V4 => masq::Family::V4,
-            IpFamily::V6 => masq::Family::V6,
-        })
-        .collect()
-}
-
 /// The MAC of the new container interface, as the result will report it.
 fn container_mac(container: &Kernel, ifname: &str) -> Result<String, BridgeError> {
     let link = container.link_by_name(ifname)?.ok_or_else(|| {
@@ -262,14 +251,7 @@ fn configure_l3(
     gateways: &[ipnetwork::IpNetwork],
 ) -> Result<Link, BridgeError> {
     let has_ipv6 = result.ips.iter().any(|ip| ip.address.is_ipv6());
-    container::apply_sysctls(
-        netns,
-        container,
-        container_sysctls,
-        ifname,
-        conf.enable_dad,
-        has_ipv6,
-    )?;
+    container::apply_sysctls(netns, container_sysctls, ifname, conf.enable_dad, has_ipv6)?;
     let link = container::configure(container, ifname, result)?;
     configure_bridge(host, host_sysctls, bridge, conf, gateways)?;
     Ok(link)

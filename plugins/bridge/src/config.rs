@@ -2,6 +2,7 @@
 //! the reference plugin's messages. The requested container MAC is resolved
 //! here from its three sources.
 
+use crate::masq::Family;
 use cni_types::result::Dns;
 use cni_types::{CniArgs, CniError, ErrorCode};
 use serde::Deserialize;
@@ -53,7 +54,7 @@ pub struct BridgeConfig {
     /// The IP families the IPAM will most likely lease from: foreseen for
     /// `host-local` from its subnets (see [`host_local_families`]), empty for
     /// other plugins. Only a hint, to start helpers early.
-    pub expected_families: Vec<IpFamily>,
+    pub expected_families: Vec<Family>,
     /// DNS from the config (the IPAM's is used when this is empty).
     pub dns: Dns,
     /// MAC for the container interface, from `CNI_ARGS`, `args.cni.mac` or
@@ -121,30 +122,17 @@ struct RawIpam {
     subnet: serde_json::Value,
 }
 
-/// An IP family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IpFamily {
-    /// IPv4.
-    V4,
-    /// IPv6.
-    V6,
-}
-
 /// The families a `host-local` config leases from: one address per range set,
 /// of the family of its subnets, or the legacy top-level `subnet`. Anything
 /// that does not parse is skipped; host-local itself reports it.
-fn host_local_families(ipam: &RawIpam) -> Vec<IpFamily> {
+fn host_local_families(ipam: &RawIpam) -> Vec<Family> {
     let family = |subnet: &serde_json::Value| {
         let network: ipnetwork::IpNetwork = subnet.as_str()?.parse().ok()?;
-        Some(if network.is_ipv4() {
-            IpFamily::V4
-        } else {
-            IpFamily::V6
-        })
+        Some(Family::of(&network))
     };
     let sets = ipam.ranges.as_array().into_iter().flatten();
     let first_of_each = sets.filter_map(|set| family(set.as_array()?.first()?.get("subnet")?));
-    let mut families: Vec<IpFamily> = Vec::new();
+    let mut families: Vec<Family> = Vec::new();
     for found in first_of_each.chain(family(&ipam.subnet)) {
         if !families.contains(&found) {
             families.push(found);

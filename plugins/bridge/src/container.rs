@@ -38,24 +38,19 @@ pub enum ContainerError {
 }
 
 /// Per-interface sysctls, applied before any address so IPv6 addresses are
-/// never tentative unless DAD is wanted. `arp_notify` goes through the
-/// container's netlink socket (see [`Kernel::set_arp_notify`]), so only the
-/// IPv6 values need `/proc/sys`.
+/// never tentative unless DAD is wanted. `arp_notify` is not among them: it
+/// goes through netlink in [`configure`], so only IPv6 values need `/proc/sys`.
 ///
 /// # Errors
 /// [`ContainerError::Netns`] when the namespace cannot be entered; sysctl
 /// failures themselves are ignored, as the reference does.
 pub fn apply_sysctls(
     netns: &Netns,
-    container: &Kernel,
     sysctls: &NetSysctls,
     ifname: &str,
     enable_dad: bool,
     has_ipv6: bool,
 ) -> Result<(), ContainerError> {
-    if let Ok(Some(link)) = container.link_by_name(ifname) {
-        let _ = container.set_arp_notify(link.index, ifname);
-    }
     let _inside = netns.enter()?;
     if enable_dad {
         let _ = sysctls.ensure(&format!("net/ipv6/conf/{ifname}/enhanced_dad"), "1");
@@ -70,9 +65,10 @@ pub fn apply_sysctls(
     Ok(())
 }
 
-/// Adds the result's addresses to `ifname`, sets it up and adds the
-/// result's routes (via the route's gateway, else the first gateway of its
-/// family). Returns the interface as the kernel now shows it.
+/// Sets `arp_notify` on `ifname` (through netlink; failures ignored, as the
+/// reference ignores the sysctl's), adds the result's addresses, sets it up
+/// and adds the result's routes (via the route's gateway, else the first
+/// gateway of its family). Returns the interface as the kernel now shows it.
 ///
 /// # Errors
 /// [`ContainerError`].
@@ -84,6 +80,8 @@ pub fn configure(
     let link = container
         .link_by_name(ifname)?
         .ok_or_else(|| ContainerError::Missing(ifname.to_owned()))?;
+    // Before the link goes up, which is when the kernel sends the announcement.
+    let _ = container.set_arp_notify(link.index, ifname);
     let mine = result
         .ips
         .iter()

@@ -221,16 +221,16 @@ fn families_are_foreseen_from_host_local_subnets_only() {
     };
     // CRI-O's config: an IPv4 and an IPv6 range set.
     let crio = load(CRIO).unwrap();
-    assert_eq!(crio.expected_families, [IpFamily::V4, IpFamily::V6]);
+    assert_eq!(crio.expected_families, [Family::V4, Family::V6]);
     assert_eq!(
         with_ipam(r#"{"type":"host-local","subnet":"fd00::/64"}"#),
-        [IpFamily::V6]
+        [Family::V6]
     );
     assert_eq!(
         with_ipam(
             r#"{"type":"host-local","ranges":[[{"subnet":"10.1.0.0/24"}],[{"subnet":"10.2.0.0/24"}]]}"#
         ),
-        [IpFamily::V4]
+        [Family::V4]
     );
     // Other plugins, and shapes host-local would refuse, foresee nothing.
     assert_eq!(with_ipam(r#"{"type":"dhcp","subnet":"10.1.0.0/24"}"#), []);
