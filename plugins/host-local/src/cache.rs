@@ -101,7 +101,8 @@ impl Signature {
     }
 }
 
-/// One cached lease file: its name, the address it names, and its content.
+/// One lease file: its name, the address it names, and its content, as a
+/// scan finds it and as the cache records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     /// File name (an IP address).
@@ -304,78 +305,85 @@ mod tests {
         }
     }
 
+    /// An empty store directory in a temp dir, and where its cache goes.
+    struct Fixture {
+        _tmp: tempfile::TempDir,
+        cache: PathBuf,
+        dir: PathBuf,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let tmp = tempfile::tempdir().unwrap();
+            let cache = tmp.path().join("cache");
+            let dir = tmp.path().join("store");
+            fs::create_dir(&dir).unwrap();
+            Fixture {
+                _tmp: tmp,
+                cache,
+                dir,
+            }
+        }
+
+        fn meta(&self) -> fs::Metadata {
+            fs::metadata(&self.dir).unwrap()
+        }
+
+        fn publish(&self, entries: &[Entry]) {
+            publish(&self.cache, &self.dir, &self.meta(), pairs(entries)).unwrap();
+        }
+
+        fn load(&self) -> Option<Vec<Entry>> {
+            load(&self.cache, &self.meta())
+        }
+
+        fn cache_file(&self) -> PathBuf {
+            file_for(&self.cache, &self.meta())
+        }
+    }
+
     #[test]
     fn a_shorter_rewrite_in_place_leaves_no_old_tail() {
-        let tmp = tempfile::tempdir().unwrap();
-        let cache = tmp.path().join("cache");
-        let dir = tmp.path().join("store");
-        fs::create_dir(&dir).unwrap();
-        publish(
-            &cache,
-            &dir,
-            &fs::metadata(&dir).unwrap(),
-            pairs(&entries()),
-        )
-        .unwrap();
+        let fx = Fixture::new();
+        fx.publish(&entries());
+        let old = fs::read_to_string(fx.cache_file()).unwrap();
         let fewer = &entries()[..1];
-        publish(&cache, &dir, &fs::metadata(&dir).unwrap(), pairs(fewer)).unwrap();
-        let meta = fs::metadata(&dir).unwrap();
-        assert_eq!(load(&cache, &meta).as_deref(), Some(fewer));
-        let file = file_for(&cache, &meta);
-        assert_eq!(fs::metadata(&file).unwrap().mode() & 0o777, 0o600);
-        // A torn rewrite, new start and old end, is refused.
-        let new = fs::read_to_string(&file).unwrap();
-        let old = render(&signature(), pairs(&entries()));
-        let torn = format!("{}{}", &new[..new.len() - 4], &old[new.len() - 4..]);
+        fx.publish(fewer);
+        assert_eq!(fx.load().as_deref(), Some(fewer));
+        assert_eq!(fs::metadata(fx.cache_file()).unwrap().mode() & 0o777, 0o600);
+        // What a rewrite without the truncation would leave, the new file
+        // followed by the old one's tail, is refused.
+        let new = fs::read_to_string(fx.cache_file()).unwrap();
+        assert!(new.len() < old.len());
+        let torn = format!("{new}{}", &old[new.len()..]);
         assert_eq!(parse(&torn), None);
     }
 
     #[test]
     fn publish_signs_and_any_entry_change_unsigns() {
-        let tmp = tempfile::tempdir().unwrap();
-        let cache = tmp.path().join("cache");
-        let dir = tmp.path().join("store");
-        fs::create_dir(&dir).unwrap();
-        let meta = fs::metadata(&dir).unwrap();
-        assert_eq!(load(&cache, &meta), None, "no cache yet");
-        publish(&cache, &dir, &meta, pairs(&entries())).unwrap();
-        assert_eq!(fs::metadata(&cache).unwrap().mode() & 0o777, 0o700);
-        let meta = fs::metadata(&dir).unwrap();
-        assert_eq!(load(&cache, &meta), Some(entries()));
+        let fx = Fixture::new();
+        assert_eq!(fx.load(), None, "no cache yet");
+        fx.publish(&entries());
+        assert_eq!(fs::metadata(&fx.cache).unwrap().mode() & 0o777, 0o700);
+        assert_eq!(fx.load(), Some(entries()));
         // Any entry change, however soon, unsigns the directory.
-        fs::write(dir.join("x"), "").unwrap();
-        assert_eq!(load(&cache, &fs::metadata(&dir).unwrap()), None);
+        fs::write(fx.dir.join("x"), "").unwrap();
+        assert_eq!(fx.load(), None);
     }
 
     #[test]
     fn a_sign_without_its_cache_file_is_not_trusted() {
-        let tmp = tempfile::tempdir().unwrap();
-        let cache = tmp.path().join("cache");
-        let dir = tmp.path().join("store");
-        fs::create_dir(&dir).unwrap();
-        publish(
-            &cache,
-            &dir,
-            &fs::metadata(&dir).unwrap(),
-            pairs(&entries()),
-        )
-        .unwrap();
+        let fx = Fixture::new();
+        fx.publish(&entries());
         // Someone else sets the mtime (e.g. `touch -d`): not our signature.
-        File::open(&dir)
+        File::open(&fx.dir)
             .unwrap()
             .set_modified(UNIX_EPOCH + Duration::from_secs(5))
             .unwrap();
-        assert_eq!(load(&cache, &fs::metadata(&dir).unwrap()), None);
+        assert_eq!(fx.load(), None);
         // A corrupt cache file for a signed directory is ignored.
-        publish(
-            &cache,
-            &dir,
-            &fs::metadata(&dir).unwrap(),
-            pairs(&entries()),
-        )
-        .unwrap();
-        let meta = fs::metadata(&dir).unwrap();
-        fs::write(file_for(&cache, &meta), "garbage").unwrap();
-        assert_eq!(load(&cache, &meta), None);
+        fx.publish(&entries());
+        fs::write(fx.cache_file(), "garbage").unwrap();
+        assert_eq!(fx.load(), None);
     }
 }

@@ -430,14 +430,10 @@ impl Drop for LockedStore<'_> {
     }
 }
 
-/// A lease file found by a directory scan: file name, address and raw content.
-/// Kept by name, not path: a store holds a thousand of these, sorted by name.
-#[derive(Debug)]
-struct RawLease {
-    name: String,
-    ip: IpAddr,
-    text: String,
-}
+/// A lease file found by a directory scan or in the cache: file name, address
+/// and raw content. Kept by name, not path: a store holds a thousand of these,
+/// sorted by name.
+type RawLease = cache::Entry;
 
 impl LockedStore<'_> {
     /// The store directory.
@@ -490,15 +486,7 @@ impl LockedStore<'_> {
     fn cached(&self) -> Option<Vec<RawLease>> {
         let cache_dir = self.store.cache_dir.as_deref()?;
         let meta = fs::metadata(&self.store.dir).ok()?;
-        let entries = cache::load(cache_dir, &meta)?;
-        let mut leases: Vec<RawLease> = entries
-            .into_iter()
-            .map(|entry| RawLease {
-                name: entry.name,
-                ip: entry.ip,
-                text: entry.text,
-            })
-            .collect();
+        let mut leases = cache::load(cache_dir, &meta)?;
         // Written in order: sorting sorted input is one linear pass.
         leases.sort_by(|a, b| a.name.cmp(&b.name));
         Some(leases)
@@ -826,17 +814,20 @@ pub(crate) fn overwrite_private(path: &Path, content: &[u8]) -> io::Result<()> {
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
     {
-        Ok(file) if file.metadata()?.is_file() => file,
-        Ok(_) => return write_private(path, content),
+        Ok(file) => file,
         Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP)) => {
             return write_private(path, content);
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => return write_private(path, content),
         Err(e) => return Err(e),
     };
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return write_private(path, content);
+    }
     file.write_all_at(content, 0)?;
     let len = u64::try_from(content.len()).unwrap_or(u64::MAX);
-    if file.metadata()?.len() > len {
+    if meta.len() > len {
         file.set_len(len)?;
     }
     Ok(())
