@@ -67,6 +67,18 @@ impl Case {
         kernel::nat_rules(family, &self.chain())
     }
 
+    /// Both families hold exactly the reference's rules for `v4()` and `v6()`.
+    fn assert_reference_rules(&self) {
+        assert_eq!(
+            self.rules(IpFamily::V4),
+            self.reference_rendering(self.v4())
+        );
+        assert_eq!(
+            self.rules(IpFamily::V6),
+            self.reference_rendering(self.v6())
+        );
+    }
+
     fn assert_gone(&self) {
         assert_eq!(self.rules(IpFamily::V4), Vec::<String>::new());
         assert_eq!(self.rules(IpFamily::V6), Vec::<String>::new());
@@ -202,14 +214,7 @@ fn setup_renders_exactly_like_the_reference() {
     let case = Case::new(1);
     let _cleanup = Cleanup(&case);
     case.setup(&case.addrs());
-    assert_eq!(
-        case.rules(IpFamily::V4),
-        case.reference_rendering(case.v4())
-    );
-    assert_eq!(
-        case.rules(IpFamily::V6),
-        case.reference_rendering(case.v6())
-    );
+    case.assert_reference_rules();
     let presence = masq::exists(&case.net, &case.id).unwrap();
     assert!(presence.v4 && presence.v6, "{presence:?}");
 }
@@ -255,14 +260,7 @@ fn setup_twice_keeps_one_jump_per_address() {
 
     // A repeated ADD with fewer addresses drops the stale jump and ACCEPT rule.
     case.setup(&[case.v4(), case.v6()]);
-    assert_eq!(
-        case.rules(IpFamily::V4),
-        case.reference_rendering(case.v4())
-    );
-    assert_eq!(
-        case.rules(IpFamily::V6),
-        case.reference_rendering(case.v6())
-    );
+    case.assert_reference_rules();
 }
 
 #[test]
@@ -332,14 +330,7 @@ fn reference_created_chain_is_removed_by_our_teardown() {
             case.reference_add(addr);
         }
         // The reference's rendering is exactly ours.
-        assert_eq!(
-            case.rules(IpFamily::V4),
-            case.reference_rendering(case.v4())
-        );
-        assert_eq!(
-            case.rules(IpFamily::V6),
-            case.reference_rendering(case.v6())
-        );
+        case.assert_reference_rules();
 
         // Old reference versions jumped with `-s <ip>/<len>` (stored as the network).
         let (c, comment) = (case.chain(), case.comment());
@@ -388,14 +379,7 @@ fn our_chain_is_removed_by_the_reference_commands() {
         // The reference's repeated ADD finds every rule (`-C`) and adds nothing.
         case.reference_add(addr);
     }
-    assert_eq!(
-        case.rules(IpFamily::V4),
-        case.reference_rendering(case.v4())
-    );
-    assert_eq!(
-        case.rules(IpFamily::V6),
-        case.reference_rendering(case.v6())
-    );
+    case.assert_reference_rules();
     for addr in case.addrs() {
         case.reference_del(addr);
     }
