@@ -21,6 +21,7 @@ pub(crate) const IFLA_MTU: u16 = 4;
 pub(crate) const IFLA_LINK: u16 = 5;
 pub(crate) const IFLA_MASTER: u16 = 10;
 pub(crate) const IFLA_OPERSTATE: u16 = 16;
+pub(crate) const IFLA_PROTINFO: u16 = 12;
 pub(crate) const IFLA_LINKINFO: u16 = 18;
 pub(crate) const IFLA_AF_SPEC: u16 = 26;
 pub(crate) const IFLA_NET_NS_FD: u16 = 28;
@@ -28,10 +29,8 @@ pub(crate) const IFLA_NET_NS_FD: u16 = 28;
 // Inside IFLA_LINKINFO.
 pub(crate) const IFLA_INFO_KIND: u16 = 1;
 pub(crate) const IFLA_INFO_DATA: u16 = 2;
-pub(crate) const IFLA_INFO_SLAVE_KIND: u16 = 4;
-pub(crate) const IFLA_INFO_SLAVE_DATA: u16 = 5;
 
-// Inside IFLA_INFO_DATA of a veth, a bridge; IFLA_INFO_SLAVE_DATA of a port.
+// Inside IFLA_INFO_DATA of a veth or a bridge; IFLA_PROTINFO of a port.
 pub(crate) const VETH_INFO_PEER: u16 = 1;
 pub(crate) const IFLA_BR_VLAN_FILTERING: u16 = 7;
 pub(crate) const IFLA_BRPORT_MODE: u16 = 4;

@@ -5,7 +5,7 @@ use crate::attr::{Attr, Message, attributes, attributes_after, read_string, read
 use crate::consts::*;
 use crate::error::Error;
 use crate::socket::Socket;
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_core::{NLA_F_NESTED, NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::AddressFamily;
 use netlink_packet_route::link::{LinkFlags, LinkHeader};
 use std::os::fd::RawFd;
@@ -213,20 +213,19 @@ impl LinkRequest {
         ))
     }
 
-    /// IFLA_LINKINFO of a bridge port: hairpin mode as given, isolation
-    /// only when on.
-    pub fn bridge_port(self, hairpin: bool, isolated: bool) -> LinkRequest {
+    /// Bridge-port flags (family AF_BRIDGE, IFLA_PROTINFO, for
+    /// `RTM_SETLINK`): hairpin mode as given, isolation only when on. The
+    /// bridge applies these without a netdevice state change, which a
+    /// `RTM_NEWLINK` with IFLA_INFO_SLAVE_DATA would raise: on a port
+    /// without carrier that makes IPv6 walk the namespace's whole routing
+    /// table, a cost that grows with every pod on the node.
+    pub fn bridge_port(mut self, hairpin: bool, isolated: bool) -> LinkRequest {
         let mut port = vec![Attr::U8(IFLA_BRPORT_MODE, hairpin.into())];
         if isolated {
             port.push(Attr::U8(IFLA_BRPORT_ISOLATED, 1));
         }
-        self.attr(Attr::Nested(
-            IFLA_LINKINFO,
-            vec![
-                Attr::Str(IFLA_INFO_SLAVE_KIND, "bridge".to_owned()),
-                Attr::Nested(IFLA_INFO_SLAVE_DATA, port),
-            ],
-        ))
+        self.0.header.interface_family = AddressFamily::Bridge;
+        self.attr(Attr::Nested(IFLA_PROTINFO | NLA_F_NESTED, port))
     }
 }
 
@@ -278,15 +277,6 @@ pub fn set(socket: &Socket, request: &LinkRequest) -> Result<(), Error> {
     socket.request(RTM_SETLINK, NLM_F_CREATE | NLM_F_EXCL, &request.0, ignore)
 }
 
-/// `RTM_NEWLINK` without creation flags: changes an existing link,
-/// including what only RTM_NEWLINK applies (bridge port attributes).
-///
-/// # Errors
-/// [`Error`].
-pub fn change(socket: &Socket, request: &LinkRequest) -> Result<(), Error> {
-    socket.request(RTM_NEWLINK, 0, &request.0, ignore)
-}
-
 /// `RTM_DELLINK`: deletes a link, or with [`LinkRequest::bridge_vlan`]
 /// removes a VLAN from a port.
 ///
@@ -304,11 +294,10 @@ pub(crate) fn ignore(_: u16, _: &[u8]) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use netlink_packet_core::Emitable;
+    use netlink_packet_core::{DefaultNla, Emitable};
     use netlink_packet_route::link::{
-        AfSpecBridge, BridgeVlanInfo, BridgeVlanInfoFlags, InfoBridge, InfoBridgePort, InfoData,
-        InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute, LinkInfo, LinkMessage,
-        State,
+        AfSpecBridge, BridgeVlanInfo, BridgeVlanInfoFlags, InfoBridge, InfoData, InfoKind,
+        InfoVeth, LinkAttribute, LinkInfo, LinkMessage, LinkProtoInfoBridge, State,
     };
 
     /// netlink-packet-route's encoding of the same request (what rtnetlink
@@ -444,17 +433,18 @@ mod tests {
     #[test]
     fn bridge_port_flags() {
         for (hairpin, isolated) in [(false, false), (true, false), (true, true)] {
-            let mut port = vec![InfoBridgePort::HairpinMode(hairpin)];
+            let mut port = vec![LinkProtoInfoBridge::Other(DefaultNla::new(
+                IFLA_BRPORT_MODE,
+                vec![hairpin.into()],
+            ))];
             if isolated {
-                port.push(InfoBridgePort::Isolated(true));
+                port.push(LinkProtoInfoBridge::Other(DefaultNla::new(
+                    IFLA_BRPORT_ISOLATED,
+                    vec![1],
+                )));
             }
-            let theirs = reference_message(
-                4,
-                vec![LinkAttribute::LinkInfo(vec![
-                    LinkInfo::PortKind(InfoPortKind::Bridge),
-                    LinkInfo::PortData(InfoPortData::BridgePort(port)),
-                ])],
-            );
+            let mut theirs = reference_message(4, vec![LinkAttribute::ProtoInfoBridge(port)]);
+            theirs.header.interface_family = AddressFamily::Bridge;
             assert_eq!(
                 LinkRequest::index(4)
                     .bridge_port(hairpin, isolated)

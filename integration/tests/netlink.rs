@@ -85,19 +85,18 @@ fn links_addresses_and_routes() {
             &LinkRequest::index(veth.index).master(br.index).up(),
         )
         .unwrap();
-        link::change(
+        link::set(
             &socket,
-            &LinkRequest::index(veth.index).bridge_port(true, false),
+            &LinkRequest::index(veth.index).bridge_port(true, true),
         )
         .unwrap();
         let veth = link::get(&socket, &LinkRequest::index(veth.index))
             .unwrap()
             .unwrap();
         assert_eq!((veth.master, veth.admin_up), (Some(br.index), true));
-        assert!(
-            ns.ip(&["-d", "link", "show", "nlveth0"])
-                .contains("hairpin on")
-        );
+        let details = ns.ip(&["-d", "link", "show", "nlveth0"]);
+        assert!(details.contains("hairpin on"), "{details}");
+        assert!(details.contains("isolated on"), "{details}");
 
         let net: IpNetwork = "10.77.0.1/24".parse().unwrap();
         let add = AddressRequest::new(br.index, net)

@@ -271,8 +271,7 @@ impl Kernel {
         hairpin: bool,
         isolated: bool,
     ) -> Result<(), NetlinkError> {
-        // Bridge port attributes apply through RTM_NEWLINK only.
-        link::change(
+        link::set(
             &self.socket,
             &LinkRequest::index(index).bridge_port(hairpin, isolated),
         )
