@@ -101,16 +101,24 @@ impl Signature {
     }
 }
 
-/// One lease file: its name, the address it names, and its content, as a
-/// scan finds it and as the cache records it.
+/// One lease file: its name and its content, as a scan finds it and as the
+/// cache records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    /// File name (an IP address).
+    /// File name, an IP address (a scan keeps only such names, and a cache
+    /// lists what a scan found).
     pub name: String,
-    /// The address `name` parses as.
-    pub ip: IpAddr,
     /// File content, as a scan reads it.
     pub text: String,
+}
+
+impl Entry {
+    /// The address the name spells. Parsed on demand: an ADD compares the
+    /// contents of a thousand leases and needs the address of the few that
+    /// match.
+    pub fn ip(&self) -> Option<IpAddr> {
+        self.name.parse().ok()
+    }
 }
 
 /// The cache file of the directory described by `meta`.
@@ -230,7 +238,6 @@ fn parse(text: &str) -> Option<(Signature, Vec<Entry>)> {
         rest = after.get(len..)?.strip_prefix('\n')?;
         entries.push(Entry {
             name: name.to_owned(),
-            ip: name.parse().ok()?,
             text: content.to_owned(),
         });
     }
@@ -247,7 +254,6 @@ mod tests {
     fn entry(name: &str, text: &str) -> Entry {
         Entry {
             name: name.into(),
-            ip: name.parse().unwrap(),
             text: text.into(),
         }
     }

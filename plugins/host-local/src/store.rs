@@ -238,31 +238,29 @@ fn is_stale(content: &[u8]) -> bool {
     content.trim_ascii().is_empty()
 }
 
-/// IPs owned by the container in either format (duplicate check, CHECK).
-fn select_any<'a>(
-    leases: impl Iterator<Item = (IpAddr, &'a str)>,
-    id: &str,
-    ifname: &str,
-) -> Vec<IpAddr> {
+/// The leases (keys with their content) owned by the container in either
+/// format (duplicate check, CHECK).
+fn select_any<'a, K>(leases: impl Iterator<Item = (K, &'a str)>, id: &str, ifname: &str) -> Vec<K> {
     let owner = OwnerMatch::new(id, ifname);
     leases
         .filter(|(_, c)| owner.owner(c).is_some())
-        .map(|(ip, _)| ip)
+        .map(|(key, _)| key)
         .collect()
 }
 
-/// IPs to release: current-format matches, else legacy matches (DEL semantics).
-fn select_for_release<'a>(
-    leases: impl Iterator<Item = (IpAddr, &'a str)> + Clone,
+/// The leases to release: current-format matches, else legacy matches (DEL
+/// semantics).
+fn select_for_release<'a, K>(
+    leases: impl Iterator<Item = (K, &'a str)> + Clone,
     id: &str,
     ifname: &str,
-) -> Vec<IpAddr> {
+) -> Vec<K> {
     let matcher = OwnerMatch::new(id, ifname);
     let with = |owner| {
         leases
             .clone()
             .filter(|(_, c)| matcher.owner(c) == Some(owner))
-            .map(|(ip, _)| ip)
+            .map(|(key, _)| key)
             .collect::<Vec<_>>()
     };
     let current = with(Owner::Current);
@@ -451,7 +449,7 @@ impl LockedStore<'_> {
         self.with_scanned(|leases| {
             leases
                 .iter()
-                .filter_map(|l| Lease::parse(l.ip, l.text.as_str()))
+                .filter_map(|l| Lease::parse(l.ip()?, l.text.as_str()))
                 .collect()
         })
     }
@@ -552,10 +550,7 @@ impl LockedStore<'_> {
         for entry in fs::read_dir(dir).map_err(read_dir_err)? {
             let entry = entry.map_err(read_dir_err)?;
             let file_name = entry.file_name();
-            let Some((name, ip)) = file_name
-                .to_str()
-                .and_then(|n| Some((n, n.parse::<IpAddr>().ok()?)))
-            else {
+            let Some(name) = file_name.to_str().filter(|n| n.parse::<IpAddr>().is_ok()) else {
                 if file_name
                     .as_encoded_bytes()
                     .starts_with(TMP_PREFIX.as_bytes())
@@ -574,7 +569,7 @@ impl LockedStore<'_> {
                 Ok(content) => {
                     let text = String::from_utf8_lossy(&content).into_owned();
                     let name = name.to_owned();
-                    found.push(RawLease { name, ip, text });
+                    found.push(RawLease { name, text });
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(source) => return Err(StoreError::Read { path, source }),
@@ -664,8 +659,7 @@ impl LockedStore<'_> {
         let names: Vec<(IpAddr, String)> = self.with_scanned(|leases| {
             leases
                 .iter()
-                .filter(|l| ips.contains(&l.ip))
-                .map(|l| (l.ip, l.name.clone()))
+                .filter_map(|l| Some((l.ip().filter(|ip| ips.contains(ip))?, l.name.clone())))
                 .collect()
         })?;
         let mut removed = Vec::new();
@@ -705,11 +699,7 @@ impl Store for LockedStore<'_> {
         let path = self.path_for(&name);
         match self.create_lease(&path, &name, id, ifname, ip, set_index) {
             Ok(Some(text)) => {
-                self.remember(RawLease {
-                    name,
-                    ip: ip.to_canonical(),
-                    text,
-                });
+                self.remember(RawLease { name, text });
                 Ok(true)
             }
             // Nothing changed.
@@ -736,7 +726,8 @@ impl Store for LockedStore<'_> {
 
     fn find_by_id(&self, id: &str, ifname: &str) -> Result<Vec<IpAddr>, StoreError> {
         self.with_scanned(|leases| {
-            select_any(leases.iter().map(|l| (l.ip, l.text.as_str())), id, ifname)
+            let owned = select_any(leases.iter().map(|l| (l, l.text.as_str())), id, ifname);
+            owned.into_iter().filter_map(RawLease::ip).collect()
         })
     }
 
@@ -745,7 +736,11 @@ impl Store for LockedStore<'_> {
         // disk, whatever the cache says.
         self.rescan()?;
         let ips = self.with_scanned(|leases| {
-            select_for_release(leases.iter().map(|l| (l.ip, l.text.as_str())), id, ifname)
+            let owned = select_for_release(leases.iter().map(|l| (l, l.text.as_str())), id, ifname);
+            owned
+                .into_iter()
+                .filter_map(RawLease::ip)
+                .collect::<Vec<_>>()
         })?;
         self.remove_all(&ips)
     }
