@@ -39,4 +39,25 @@ impl Impl {
             }
         }
     }
+
+    /// A `bridge` call of this implementation for the attachment
+    /// `container_id`/`eth0` in the namespace at `netns`, as a runtime makes it.
+    ///
+    /// # Panics
+    ///
+    /// As [`Impl::call`].
+    pub fn bridge_call(
+        self,
+        command: &str,
+        container_id: &str,
+        netns: impl AsRef<Path>,
+        conf: &serde_json::Value,
+    ) -> PluginCall {
+        self.call("bridge")
+            .command(command)
+            .container_id(container_id)
+            .netns(netns)
+            .ifname("eth0")
+            .config(conf)
+    }
 }

@@ -171,12 +171,7 @@ impl Pod {
 
     /// A call of `imp` for this attachment as a runtime makes it.
     fn call(&self, imp: Impl, command: &str, conf: &Value) -> PluginCall {
-        imp.call("bridge")
-            .command(command)
-            .container_id(&self.id)
-            .netns(&self.netns_path)
-            .ifname("eth0")
-            .config(conf)
+        imp.bridge_call(command, &self.id, &self.netns_path, conf)
     }
 
     /// ADD through `imp`; keeps the result for CHECK.

@@ -88,12 +88,7 @@ impl Pod {
     }
 
     fn call(&self, imp: Impl, command: &str, conf: &Value) -> PluginCall {
-        imp.call("bridge")
-            .command(command)
-            .container_id(&self.id)
-            .netns(&self.netns_path)
-            .ifname("eth0")
-            .config(conf)
+        imp.bridge_call(command, &self.id, &self.netns_path, conf)
     }
 
     fn iface_chain(&self) -> String {
