@@ -61,8 +61,8 @@ config() {
           "ranges": [[{"subnet": "10.245.0.0/16"}], [{"subnet": "fd00:245::/64"}]]}}
 EOF
 }
-with_prev_result() { # CONFIG RESULT
-    python3 -c 'import json,sys; c=json.loads(sys.argv[1]); c["prevResult"]=json.loads(sys.argv[2]); print(json.dumps(c))' "$1" "$2"
+with_key() { # CONFIG KEY JSON: the config with KEY set to JSON
+    python3 -c 'import json,sys; c=json.loads(sys.argv[1]); c[sys.argv[2]]=json.loads(sys.argv[3]); print(json.dumps(c))' "$1" "$2" "$3"
 }
 
 n=0
@@ -92,11 +92,11 @@ trace bridge ADD a "$(config 0.3.1)" >/dev/null # creates the bridge
 trace bridge ADD b "$(config 0.3.1)" >/dev/null # the common case
 trace bridge DEL b "$(config 0.3.1)" >/dev/null
 added=$(trace bridge ADD c "$(config 1.0.0)")
-trace bridge CHECK c "$(with_prev_result "$(config 1.0.0)" "$added")" >/dev/null
+trace bridge CHECK c "$(with_key "$(config 1.0.0)" prevResult "$added")" >/dev/null
 trace bridge DEL c "$(config 1.0.0)" >/dev/null
 trace bridge VERSION a "$(config 1.1.0)" >/dev/null
 trace bridge STATUS a "$(config 1.1.0)" >/dev/null
-trace bridge GC a "$(python3 -c 'import json,sys; c=json.loads(sys.argv[1]); c["cni.dev/valid-attachments"]=[{"containerID":sys.argv[2],"ifname":"etha"}]; print(json.dumps(c))' "$(config 1.1.0)" "${tag}a")" >/dev/null
+trace bridge GC a "$(with_key "$(config 1.1.0)" cni.dev/valid-attachments "[{\"containerID\": \"${tag}a\", \"ifname\": \"etha\"}]")" >/dev/null
 trace bridge DEL a "$(config 0.3.1)" >/dev/null
 trace host-local ADD d "$(config 0.3.1)" >/dev/null
 trace host-local DEL d "$(config 0.3.1)" >/dev/null
