@@ -6,7 +6,7 @@ use crate::config::{BridgeConfig, format_mac};
 use crate::container;
 use crate::error::BridgeError;
 use crate::gateway::{apply_gateways, configure_bridge};
-use crate::link::{attach_to_bridge, create_veth, ensure_bridge};
+use crate::link::{attach_to_bridge, bring_up_host_end, create_veth, ensure_bridge};
 use crate::macspoof;
 use crate::masq;
 use crate::netlink::{Kernel, Link};
@@ -46,10 +46,14 @@ pub fn add(req: &Request<'_>) -> Result<CniResult, BridgeError> {
 }
 
 /// The steps of ADD; `rollback` collects how to undo each one. Independent
-/// work overlaps: the IPAM plugin runs while the bridge and veth are set up
-/// and the `nft` batch runs, and the iptables batches run while the container
-/// is configured. The sysctl directories of both namespaces are resolved
-/// while IPAM runs, too (see [`NetSysctls`]).
+/// work overlaps: the IPAM plugin runs while the bridge and veth are set up,
+/// the container interface comes up and the `nft` batch runs, and the
+/// iptables batches run while the container is configured. The sysctl
+/// directories of both namespaces are resolved while IPAM runs, too (see
+/// [`NetSysctls`]).
+///
+/// The host veth becomes a bridge port only once the container interface is
+/// configured (see [`attach_to_bridge`]); the reference attaches it first.
 fn attach<'a>(
     req: &'a Request<'_>,
     conf: &'a BridgeConfig,
@@ -72,7 +76,7 @@ fn attach<'a>(
         let host_sysctls = NetSysctls::default();
         let links = connect_links(req, conf, netns, host, &host_sysctls, rollback);
         // The spoof check needs only the veth pair, so it overlaps IPAM; it is
-        // in place before the container interface goes up.
+        // in place before the host veth becomes a bridge port.
         let spoof_job = match (&links, conf.macspoofchk) {
             (Ok((_, veth)), true) => {
                 let mac = container_mac(container, &env.ifname);
@@ -85,14 +89,18 @@ fn attach<'a>(
             _ => None,
         };
         let container_sysctls = NetSysctls::default();
-        if links.is_ok() && ipam_job.is_some() {
-            // Resolved while IPAM runs. Forwarding is set on the host for the
+        let early_link = (links.is_ok() && ipam_job.is_some()).then(|| {
+            // While IPAM runs. Forwarding is set on the host for the
             // gateways; the container side always gets accept_dad (IPv6).
             host_sysctls.prepare(conf.is_gateway, conf.is_gateway);
-            if let Ok(_inside) = netns.enter() {
-                container_sysctls.prepare(false, true);
-            }
-        }
+            container::bring_up_unaddressed(
+                netns,
+                container,
+                &container_sysctls,
+                &env.ifname,
+                conf.enable_dad,
+            )
+        });
         let leased = ipam_job.map(|job| {
             let leased = join(job, "IPAM ADD").and_then(|r| r.map_err(BridgeError::Ipam));
             if let (Ok(_), Some(ipam_type)) = (&leased, conf.ipam_type.as_deref()) {
@@ -117,6 +125,8 @@ fn attach<'a>(
         let container_link = match leased {
             Some(leased) => {
                 let leased = leased?;
+                let early_link = early_link
+                    .ok_or_else(|| BridgeError::Internal("container link not up".to_owned()))??;
                 if leased.ips.is_empty() {
                     return Err(BridgeError::NoIpConfig);
                 }
@@ -152,7 +162,9 @@ fn attach<'a>(
                     &container_sysctls,
                     conf,
                     &env.ifname,
+                    &early_link,
                     &bridge,
+                    &veth,
                     &result,
                     &gateways,
                 );
@@ -167,7 +179,7 @@ fn attach<'a>(
             }
             None => {
                 result.dns = conf.dns.clone();
-                if conf.disable_container_interface {
+                let link = if conf.disable_container_interface {
                     container.link_by_name(&env.ifname)?.ok_or_else(|| {
                         BridgeError::Container(container::ContainerError::Missing(
                             env.ifname.clone(),
@@ -175,7 +187,9 @@ fn attach<'a>(
                     })?
                 } else {
                     container::bring_up(container, &env.ifname)?
-                }
+                };
+                attach_to_bridge(host, conf, &veth, &bridge)?;
+                link
             }
         };
 
@@ -205,8 +219,8 @@ fn attach<'a>(
     })
 }
 
-/// The bridge, the veth pair and the port settings; the veth's removal is
-/// pushed as soon as it exists.
+/// The bridge and the veth pair with its host end up (not yet a bridge
+/// port); the veth's removal is pushed as soon as it exists.
 fn connect_links<'a>(
     req: &Request<'_>,
     conf: &BridgeConfig,
@@ -224,7 +238,7 @@ fn connect_links<'a>(
         host.del_link(veth_index, &veth_name)
             .map_err(|e| e.to_string())
     });
-    attach_to_bridge(host, sysctls, conf, &veth, &bridge)?;
+    bring_up_host_end(host, sysctls, &veth)?;
     Ok((bridge, veth))
 }
 
@@ -236,7 +250,9 @@ fn container_mac(container: &Kernel, ifname: &str) -> Result<String, BridgeError
     Ok(format_mac(&link.mac))
 }
 
-/// Container sysctls, addresses and routes, then the gateway on the bridge.
+/// The container's addresses and routes (its interface is already up), then
+/// the host veth becomes a bridge port, then the gateway on the bridge (whose
+/// MAC, pinned there, follows the lowest port MAC until then).
 #[allow(clippy::too_many_arguments)]
 fn configure_l3(
     netns: &Netns,
@@ -246,13 +262,18 @@ fn configure_l3(
     container_sysctls: &NetSysctls,
     conf: &BridgeConfig,
     ifname: &str,
+    container_link: &Link,
     bridge: &Link,
+    veth: &Link,
     result: &CniResult,
     gateways: &[ipnetwork::IpNetwork],
 ) -> Result<Link, BridgeError> {
     let has_ipv6 = result.ips.iter().any(|ip| ip.address.is_ipv6());
-    container::apply_sysctls(netns, container_sysctls, ifname, conf.enable_dad, has_ipv6)?;
-    let link = container::configure(container, ifname, result)?;
+    if has_ipv6 {
+        container::enable_ipv6(netns, container_sysctls, ifname)?;
+    }
+    let link = container::configure(container, container_link, ifname, result)?;
+    attach_to_bridge(host, conf, veth, bridge)?;
     configure_bridge(host, host_sysctls, bridge, conf, gateways)?;
     Ok(link)
 }

@@ -37,50 +37,64 @@ pub enum ContainerError {
     },
 }
 
-/// Per-interface sysctls, applied before any address so IPv6 addresses are
-/// never tentative unless DAD is wanted. `arp_notify` is not among them: it
-/// goes through netlink in [`configure`], so only IPv6 values need `/proc/sys`.
+/// Sets the DAD sysctls of `ifname` (`accept_dad`, and `enhanced_dad` with
+/// `enabledad`) and then sets it up, before its addresses are known (ADD
+/// does this while IPAM runs). Its link-local address is thus never
+/// tentative unless DAD is wanted, and the packets its kernel sends as it
+/// comes up go out while the host end is not yet a bridge port. Returns the
+/// interface.
 ///
 /// # Errors
-/// [`ContainerError::Netns`] when the namespace cannot be entered; sysctl
-/// failures themselves are ignored, as the reference does.
-pub fn apply_sysctls(
+/// [`ContainerError`]; sysctl failures themselves are ignored, as the
+/// reference does.
+pub fn bring_up_unaddressed(
     netns: &Netns,
+    container: &Kernel,
     sysctls: &NetSysctls,
     ifname: &str,
     enable_dad: bool,
-    has_ipv6: bool,
+) -> Result<Link, ContainerError> {
+    {
+        let _inside = netns.enter()?;
+        if enable_dad {
+            let _ = sysctls.ensure(&format!("net/ipv6/conf/{ifname}/enhanced_dad"), "1");
+            let _ = sysctls.ensure(&format!("net/ipv6/conf/{ifname}/accept_dad"), "1");
+        } else {
+            let _ = sysctls.ensure(&format!("net/ipv6/conf/{ifname}/accept_dad"), "0");
+        }
+    }
+    bring_up(container, ifname)
+}
+
+/// Makes sure IPv6 is enabled on `lo` and `ifname` before an IPv6 address
+/// goes on (errors ignored, as the reference does).
+///
+/// # Errors
+/// [`ContainerError::Netns`] when the namespace cannot be entered.
+pub fn enable_ipv6(
+    netns: &Netns,
+    sysctls: &NetSysctls,
+    ifname: &str,
 ) -> Result<(), ContainerError> {
     let _inside = netns.enter()?;
-    if enable_dad {
-        let _ = sysctls.ensure(&format!("net/ipv6/conf/{ifname}/enhanced_dad"), "1");
-        let _ = sysctls.ensure(&format!("net/ipv6/conf/{ifname}/accept_dad"), "1");
-    } else {
-        let _ = sysctls.ensure(&format!("net/ipv6/conf/{ifname}/accept_dad"), "0");
-    }
-    if has_ipv6 {
-        let _ = sysctls.ensure("net/ipv6/conf/lo/disable_ipv6", "0");
-        let _ = sysctls.ensure(&format!("net/ipv6/conf/{ifname}/disable_ipv6"), "0");
-    }
+    let _ = sysctls.ensure("net/ipv6/conf/lo/disable_ipv6", "0");
+    let _ = sysctls.ensure(&format!("net/ipv6/conf/{ifname}/disable_ipv6"), "0");
     Ok(())
 }
 
-/// Sets `arp_notify` on `ifname` (through netlink; failures ignored, as the
-/// reference ignores the sysctl's), adds the result's addresses, sets it up
-/// and adds the result's routes (via the route's gateway, else the first
+/// Sets `arp_notify` on the (up) interface `link` (through netlink; failures
+/// ignored, as the reference ignores the sysctl's), adds the result's
+/// addresses and then its routes (via the route's gateway, else the first
 /// gateway of its family). Returns the interface as the kernel now shows it.
 ///
 /// # Errors
 /// [`ContainerError`].
 pub fn configure(
     container: &Kernel,
+    link: &Link,
     ifname: &str,
     result: &CniResult,
 ) -> Result<Link, ContainerError> {
-    let link = container
-        .link_by_name(ifname)?
-        .ok_or_else(|| ContainerError::Missing(ifname.to_owned()))?;
-    // Before the link goes up, which is when the kernel sends the announcement.
     let _ = container.set_arp_notify(link.index, ifname);
     let mine = result
         .ips
@@ -93,7 +107,6 @@ pub fn configure(
             _ => {}
         }
     }
-    container.set_up(link.index, ifname)?;
     let first_gateway = |ipv4: bool| {
         mine.clone()
             .filter(|ip| ip.address.is_ipv4() == ipv4)
@@ -118,7 +131,7 @@ pub fn configure(
         .ok_or_else(|| ContainerError::Missing(ifname.to_owned()))
 }
 
-/// L2 mode: only set the interface up.
+/// Sets the interface up (in L2 mode all there is to do).
 ///
 /// # Errors
 /// [`ContainerError`].

@@ -136,25 +136,42 @@ pub fn create_veth(
     Err(LinkError::NoUniqueName)
 }
 
-/// Enslaves the host veth to the bridge, sets it up, sets `accept_ra=0` and
-/// the port flags (hairpin is always set explicitly, false included).
+/// Sets the host veth up, not yet a bridge port, and sets its `accept_ra=0`
+/// (errors ignored, as the reference).
+///
+/// # Errors
+/// [`LinkError::Netlink`].
+pub fn bring_up_host_end(
+    host: &Kernel,
+    sysctls: &NetSysctls,
+    veth: &Link,
+) -> Result<(), LinkError> {
+    host.set_up(veth.index, &veth.name)?;
+    let _ = sysctls.ensure(&format!("net/ipv6/conf/{}/accept_ra", veth.name), "0");
+    Ok(())
+}
+
+/// Makes the (already up) host veth a port of the bridge and sets the port
+/// flags (hairpin is always set explicitly, false included) and VLANs. The
+/// port forwards from here on, so this comes after the container interface
+/// is configured: what the container's kernel sends while its interface
+/// comes up (a router solicitation, multicast listener reports) then reaches
+/// the host veth alone instead of being flooded to every pod on the bridge.
 ///
 /// # Errors
 /// [`LinkError::Connect`] or [`LinkError::Netlink`].
 pub fn attach_to_bridge(
     host: &Kernel,
-    sysctls: &NetSysctls,
     conf: &BridgeConfig,
     veth: &Link,
     bridge: &Link,
 ) -> Result<(), LinkError> {
-    host.enslave_and_up(veth.index, &veth.name, bridge.index)
+    host.enslave(veth.index, &veth.name, bridge.index)
         .map_err(|source| LinkError::Connect {
             veth: veth.name.clone(),
             bridge: conf.bridge.clone(),
             source,
         })?;
-    let _ = sysctls.ensure(&format!("net/ipv6/conf/{}/accept_ra", veth.name), "0");
     host.set_port_flags(
         veth.index,
         &veth.name,

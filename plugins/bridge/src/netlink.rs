@@ -237,13 +237,13 @@ impl Kernel {
         )
     }
 
-    /// Makes `index` a port of `master` and sets it up, in one request.
+    /// Makes `index` a port of `master`.
     ///
     /// # Errors
     /// [`NetlinkError`].
-    pub fn enslave_and_up(&self, index: u32, name: &str, master: u32) -> Result<(), NetlinkError> {
+    pub fn enslave(&self, index: u32, name: &str, master: u32) -> Result<(), NetlinkError> {
         self.set_link(
-            &LinkRequest::index(index).master(master).up(),
+            &LinkRequest::index(index).master(master),
             format!("connect \"{name}\" to bridge"),
         )
     }
