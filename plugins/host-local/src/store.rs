@@ -449,7 +449,7 @@ impl LockedStore<'_> {
         self.with_scanned(|leases| {
             leases
                 .iter()
-                .filter_map(|l| Lease::parse(l.ip()?, l.text.as_str()))
+                .filter_map(|l| Lease::parse(l.ip()?, l.text()))
                 .collect()
         })
     }
@@ -486,7 +486,7 @@ impl LockedStore<'_> {
         let meta = fs::metadata(&self.store.dir).ok()?;
         let mut leases = cache::load(cache_dir, &meta)?;
         // Written in order: sorting sorted input is one linear pass.
-        leases.sort_by(|a, b| a.name.cmp(&b.name));
+        leases.sort_by(|a, b| a.name().cmp(b.name()));
         Some(leases)
     }
 
@@ -504,17 +504,17 @@ impl LockedStore<'_> {
         let Ok(meta) = fs::metadata(&self.store.dir) else {
             return;
         };
-        let entries = leases.iter().map(|l| (l.name.as_str(), l.text.as_str()));
+        let entries = leases.iter().map(|l| (l.name(), l.text()));
         let _ = cache::publish(cache_dir, &self.store.dir, &meta, entries);
     }
 
     /// Keeps the leases current after we created one (callers read them first).
     fn remember(&self, lease: RawLease) {
         if let Some(leases) = self.scanned.borrow_mut().as_mut() {
-            let at = leases.partition_point(|l| l.name < lease.name);
+            let at = leases.partition_point(|l| l.name() < lease.name());
             match leases.get_mut(at) {
                 // A reclaimed stale lease had this name (or a scan after our write saw it).
-                Some(same) if same.name == lease.name => *same = lease,
+                Some(same) if same.name() == lease.name() => *same = lease,
                 _ => leases.insert(at, lease),
             }
         }
@@ -524,7 +524,7 @@ impl LockedStore<'_> {
     /// Keeps the leases current after we removed the lease file `name`.
     fn removed(&self, name: &str) {
         if let Some(leases) = self.scanned.borrow_mut().as_mut() {
-            leases.retain(|l| l.name != name);
+            leases.retain(|l| l.name() != name);
         }
         self.publish.set(true);
     }
@@ -567,16 +567,14 @@ impl LockedStore<'_> {
             let path = entry.path();
             match read_lease(&path) {
                 Ok(content) => {
-                    let text = String::from_utf8_lossy(&content).into_owned();
-                    let name = name.to_owned();
-                    found.push(RawLease { name, text });
+                    found.push(RawLease::new(name, &String::from_utf8_lossy(&content)));
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(source) => return Err(StoreError::Read { path, source }),
             }
         }
         // By name, byte-wise, like Go's directory walk.
-        found.sort_by(|a, b| a.name.cmp(&b.name));
+        found.sort_by(|a, b| a.name().cmp(b.name()));
         Ok(found)
     }
 
@@ -659,7 +657,7 @@ impl LockedStore<'_> {
         let names: Vec<(IpAddr, String)> = self.with_scanned(|leases| {
             leases
                 .iter()
-                .filter_map(|l| Some((l.ip().filter(|ip| ips.contains(ip))?, l.name.clone())))
+                .filter_map(|l| Some((l.ip().filter(|ip| ips.contains(ip))?, l.name().to_owned())))
                 .collect()
         })?;
         let mut removed = Vec::new();
@@ -699,7 +697,7 @@ impl Store for LockedStore<'_> {
         let path = self.path_for(&name);
         match self.create_lease(&path, &name, id, ifname, ip, set_index) {
             Ok(Some(text)) => {
-                self.remember(RawLease { name, text });
+                self.remember(RawLease::new(&name, &text));
                 Ok(true)
             }
             // Nothing changed.
@@ -726,7 +724,7 @@ impl Store for LockedStore<'_> {
 
     fn find_by_id(&self, id: &str, ifname: &str) -> Result<Vec<IpAddr>, StoreError> {
         self.with_scanned(|leases| {
-            let owned = select_any(leases.iter().map(|l| (l, l.text.as_str())), id, ifname);
+            let owned = select_any(leases.iter().map(|l| (l, l.text())), id, ifname);
             owned.into_iter().filter_map(RawLease::ip).collect()
         })
     }
@@ -736,7 +734,7 @@ impl Store for LockedStore<'_> {
         // disk, whatever the cache says.
         self.rescan()?;
         let ips = self.with_scanned(|leases| {
-            let owned = select_for_release(leases.iter().map(|l| (l, l.text.as_str())), id, ifname);
+            let owned = select_for_release(leases.iter().map(|l| (l, l.text())), id, ifname);
             owned
                 .into_iter()
                 .filter_map(RawLease::ip)
