@@ -36,7 +36,7 @@ impl Options {
             runs: 50,
             pods: 500,
             version_runs: 200,
-            scale_runs: 20,
+            scale_runs: 40,
             rss_runs: 5,
             ipv6_runs: 20,
             parallel: 50,
