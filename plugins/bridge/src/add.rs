@@ -6,7 +6,7 @@ use crate::config::{BridgeConfig, format_mac};
 use crate::container;
 use crate::error::BridgeError;
 use crate::gateway::{apply_gateways, configure_bridge};
-use crate::link::{attach_to_bridge, bring_up_host_end, create_veth, ensure_bridge};
+use crate::link::{attach_to_bridge, create_veth, ensure_bridge, refuse_router_advertisements};
 use crate::macspoof;
 use crate::masq;
 use crate::netlink::{Kernel, Link};
@@ -48,9 +48,9 @@ pub fn add(req: &Request<'_>) -> Result<CniResult, BridgeError> {
 /// The steps of ADD; `rollback` collects how to undo each one. Independent
 /// work overlaps: the IPAM plugin runs while the bridge and veth are set up,
 /// the container interface comes up and the `nft` batch runs, and the
-/// iptables batches run while the container is configured. The sysctl
-/// directories of both namespaces are resolved while IPAM runs, too (see
-/// [`NetSysctls`]).
+/// iptables batches run while the container is configured. The container's
+/// sysctls are written while IPAM runs and the host's last, while the
+/// iptables batches finish (see [`NetSysctls`]).
 ///
 /// The host veth becomes a bridge port only once the container interface is
 /// configured (see [`attach_to_bridge`]); the reference attaches it first.
@@ -74,7 +74,7 @@ fn attach<'a>(
         // Used on this thread only, which is in the host namespace except
         // inside `netns.enter()`.
         let host_sysctls = NetSysctls::default();
-        let links = connect_links(req, conf, netns, host, &host_sysctls, rollback);
+        let links = connect_links(req, conf, netns, host, rollback);
         // The spoof check needs only the veth pair, so it overlaps IPAM; it is
         // in place before the host veth becomes a bridge port.
         let spoof_job = match (&links, conf.macspoofchk) {
@@ -90,9 +90,7 @@ fn attach<'a>(
         };
         let container_sysctls = NetSysctls::default();
         let early_link = (links.is_ok() && ipam_job.is_some()).then(|| {
-            // While IPAM runs. Forwarding is set on the host for the
-            // gateways; the container side always gets accept_dad (IPv6).
-            host_sysctls.prepare(conf.is_gateway, conf.is_gateway);
+            // While IPAM runs.
             container::bring_up_unaddressed(
                 netns,
                 container,
@@ -189,6 +187,7 @@ fn attach<'a>(
                     container::bring_up(container, &env.ifname)?
                 };
                 attach_to_bridge(host, conf, &veth, &bridge)?;
+                refuse_router_advertisements(&host_sysctls, &conf.bridge, &veth.name);
                 link
             }
         };
@@ -226,11 +225,10 @@ fn connect_links<'a>(
     conf: &BridgeConfig,
     netns: &Netns,
     host: &'a Kernel,
-    sysctls: &NetSysctls,
     rollback: &mut Rollback<'a>,
 ) -> Result<(Link, Link), BridgeError> {
     let env = req.env;
-    let bridge = ensure_bridge(host, sysctls, conf)?;
+    let bridge = ensure_bridge(host, conf)?;
     let attachment = format!("{}/{}/{}", conf.network, env.container_id, env.ifname);
     let veth = create_veth(host, conf, &attachment, &env.ifname, netns.as_raw_fd())?;
     let (veth_index, veth_name) = (veth.index, veth.name.clone());
@@ -238,7 +236,7 @@ fn connect_links<'a>(
         host.del_link(veth_index, &veth_name)
             .map_err(|e| e.to_string())
     });
-    bring_up_host_end(host, sysctls, &veth)?;
+    host.set_up(veth.index, &veth.name)?;
     Ok((bridge, veth))
 }
 
@@ -275,6 +273,7 @@ fn configure_l3(
     let link = container::configure(container, container_link, ifname, result)?;
     attach_to_bridge(host, conf, veth, bridge)?;
     configure_bridge(host, host_sysctls, bridge, conf, gateways)?;
+    refuse_router_advertisements(host_sysctls, &conf.bridge, &veth.name);
     Ok(link)
 }
 

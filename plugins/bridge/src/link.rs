@@ -47,16 +47,12 @@ pub enum LinkError {
 }
 
 /// Checks the bridge name, creates the bridge unless it exists, checks that
-/// an existing link of that name is a bridge, applies promiscuous mode, `accept_ra=0`, and sets
-/// it up. An existing bridge's MTU and VLAN filtering are left alone.
+/// an existing link of that name is a bridge, applies promiscuous mode and sets
+/// it up (its `accept_ra=0` comes later, see [`refuse_router_advertisements`]). An existing bridge's MTU and VLAN filtering are left alone.
 ///
 /// # Errors
 /// [`LinkError::Bridge`].
-pub fn ensure_bridge(
-    host: &Kernel,
-    sysctls: &NetSysctls,
-    conf: &BridgeConfig,
-) -> Result<Link, LinkError> {
+pub fn ensure_bridge(host: &Kernel, conf: &BridgeConfig) -> Result<Link, LinkError> {
     let failed = |reason: String| LinkError::Bridge {
         bridge: conf.bridge.clone(),
         reason,
@@ -88,8 +84,6 @@ pub fn ensure_bridge(
         host.set_promisc(bridge.index, &bridge.name, true)
             .map_err(|e| failed(e.to_string()))?;
     }
-    // Errors ignored, as the reference: IPv6 may be disabled.
-    let _ = sysctls.ensure(&format!("net/ipv6/conf/{}/accept_ra", conf.bridge), "0");
     if !bridge.admin_up {
         host.set_up(bridge.index, &bridge.name)
             .map_err(|e| failed(e.to_string()))?;
@@ -136,19 +130,14 @@ pub fn create_veth(
     Err(LinkError::NoUniqueName)
 }
 
-/// Sets the host veth up, not yet a bridge port, and sets its `accept_ra=0`
-/// (errors ignored, as the reference).
-///
-/// # Errors
-/// [`LinkError::Netlink`].
-pub fn bring_up_host_end(
-    host: &Kernel,
-    sysctls: &NetSysctls,
-    veth: &Link,
-) -> Result<(), LinkError> {
-    host.set_up(veth.index, &veth.name)?;
-    let _ = sysctls.ensure(&format!("net/ipv6/conf/{}/accept_ra", veth.name), "0");
-    Ok(())
+/// Sets `accept_ra=0` on the bridge and on the host veth (errors ignored, as
+/// the reference: IPv6 may be disabled). ADD does this last, while the
+/// iptables batches run: with many pods, resolving the host's
+/// `/proc/sys/net/ipv6` costs half a millisecond of CPU, which the steps
+/// before IPAM returns are short of (see [`NetSysctls`]).
+pub fn refuse_router_advertisements(sysctls: &NetSysctls, bridge: &str, veth: &str) {
+    let _ = sysctls.ensure(&format!("net/ipv6/conf/{bridge}/accept_ra"), "0");
+    let _ = sysctls.ensure(&format!("net/ipv6/conf/{veth}/accept_ra"), "0");
 }
 
 /// Makes the (already up) host veth a port of the bridge and sets the port

@@ -32,10 +32,10 @@ fn path(key: &str) -> PathBuf {
 }
 
 /// The sysctl directories `net/ipv4` and `net/ipv6` of one network
-/// namespace, each resolved on first use (or [`NetSysctls::prepare`]) and
+/// namespace, each resolved on first use and
 /// then used for every key below it.
 ///
-/// Create, prepare and use it on one thread while that thread is in the
+/// Create and use it on one thread while that thread is in the
 /// namespace the values belong to: `/proc/sys` entries are resolved for the
 /// calling thread's namespace.
 #[derive(Debug, Default)]
@@ -45,17 +45,6 @@ pub struct NetSysctls {
 }
 
 impl NetSysctls {
-    /// Resolves the directories of the families asked for now, so that later
-    /// accesses are cheap (done while waiting for something else).
-    pub fn prepare(&self, ipv4: bool, ipv6: bool) {
-        if ipv4 {
-            let _ = self.dir(Family::V4);
-        }
-        if ipv6 {
-            let _ = self.dir(Family::V6);
-        }
-    }
-
     /// The open directory of `family`; `None` when it cannot be opened (IPv6
     /// disabled), and keys below it then go through their full path, which
     /// fails the same way.
@@ -186,7 +175,6 @@ mod tests {
     fn relative_and_full_path_reads_agree() {
         // Readable as any user; nothing is written because the value matches.
         let sysctls = NetSysctls::default();
-        sysctls.prepare(true, true);
         for key in ["net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"] {
             let Ok(current) = std::fs::read_to_string(path(key)) else {
                 continue; // IPv6 disabled
