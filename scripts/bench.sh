@@ -14,15 +14,11 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
-missing=()
-command -v ip >/dev/null 2>&1 || missing+=(iproute2)
-command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+. scripts/packages.sh
+need ip iproute2
+need iptables iptables
 [ -x /usr/lib/cni/bridge ] && [ -x /usr/lib/cni/host-local ] || missing+=(containernetworking-plugins)
-if [ "${#missing[@]}" -gt 0 ]; then
-    echo "installing: ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+install_missing
 
 bin=$(./scripts/build-release.sh)
 exec "$bin/bench" "$@"

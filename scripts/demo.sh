@@ -8,14 +8,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-missing=()
-command -v ip >/dev/null 2>&1 || missing+=(iproute2)
-command -v iptables >/dev/null 2>&1 || missing+=(iptables)
-command -v ping >/dev/null 2>&1 || missing+=(iputils-ping)
-if [ "${#missing[@]}" -gt 0 ]; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+. scripts/packages.sh
+need ip iproute2
+need iptables iptables
+need ping iputils-ping
+install_missing
 bin=$(./scripts/build-release.sh)
 
 bridge=cnirs-demo0

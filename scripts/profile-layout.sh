@@ -25,14 +25,11 @@ if [ "$(id -u)" != 0 ]; then
     echo "profile-layout.sh: needs root (network namespaces, bridges, iptables)" >&2
     exit 1
 fi
-missing=()
-command -v gdb >/dev/null 2>&1 || missing+=(gdb)
-command -v ip >/dev/null 2>&1 || missing+=(iproute2)
-command -v iptables >/dev/null 2>&1 || missing+=(iptables)
-if [ "${#missing[@]}" -gt 0 ]; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+. scripts/packages.sh
+need gdb gdb
+need ip iproute2
+need iptables iptables
+install_missing
 
 bin=$(./scripts/build-release.sh --symbols)
 work=$(mktemp -d)

@@ -8,26 +8,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-missing=()
-command -v ip >/dev/null 2>&1 || missing+=(iproute2)
-command -v iptables >/dev/null 2>&1 || missing+=(iptables)
-command -v ping >/dev/null 2>&1 || missing+=(iputils-ping)
+. scripts/packages.sh
+need ip iproute2
+need iptables iptables
+need ping iputils-ping
 # bridge's macspoofchk (integration/tests/macspoofchk.rs).
 command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || missing+=(nftables)
 [ -x /usr/lib/cni/host-local ] || missing+=(containernetworking-plugins)
 # The real-client tests (integration/tests/clients.rs): a libcni driver built
 # offline from Debian's libcni source, and Podman's CNI backend running a
 # busybox-static image with runc.
-command -v go >/dev/null 2>&1 || missing+=(golang-go)
+need go golang-go
 [ -d /usr/share/gocode/src/github.com/containernetworking/cni/libcni ] || missing+=(golang-github-appc-cni-dev)
-command -v podman >/dev/null 2>&1 || missing+=(podman)
-command -v runc >/dev/null 2>&1 || missing+=(runc)
+need podman podman
+need runc runc
 dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || missing+=(busybox-static)
-if [ "${#missing[@]}" -gt 0 ]; then
-    echo "installing: ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+install_missing
 
 if [ "$(id -u)" != 0 ]; then
     echo "warning: not root; tests that need network namespaces will say they are skipped" >&2
