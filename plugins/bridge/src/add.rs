@@ -120,11 +120,12 @@ fn attach<'a>(
         let (bridge, veth) = links?;
         spoofed.transpose()?;
         let mut result = CniResult::default();
-        let container_link = match leased {
-            Some(leased) => {
+        // Both are there exactly when an IPAM plugin is configured (the links
+        // are, past this point).
+        let container_link = match leased.zip(early_link) {
+            Some((leased, early_link)) => {
                 let leased = leased?;
-                let early_link = early_link
-                    .ok_or_else(|| BridgeError::Internal("container link not up".to_owned()))??;
+                let early_link = early_link?;
                 if leased.ips.is_empty() {
                     return Err(BridgeError::NoIpConfig);
                 }
@@ -270,7 +271,7 @@ fn configure_l3(
     if has_ipv6 {
         container::enable_ipv6(netns, container_sysctls, ifname)?;
     }
-    let link = container::configure(container, container_link, ifname, result)?;
+    let link = container::configure(container, container_link, result)?;
     attach_to_bridge(host, conf, veth, bridge)?;
     configure_bridge(host, host_sysctls, bridge, conf, gateways)?;
     refuse_router_advertisements(host_sysctls, &conf.bridge, &veth.name);

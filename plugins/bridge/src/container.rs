@@ -92,9 +92,9 @@ pub fn enable_ipv6(
 pub fn configure(
     container: &Kernel,
     link: &Link,
-    ifname: &str,
     result: &CniResult,
 ) -> Result<Link, ContainerError> {
+    let ifname = link.name.as_str();
     let _ = container.set_arp_notify(link.index, ifname);
     let mine = result
         .ips

@@ -47,8 +47,10 @@ pub enum LinkError {
 }
 
 /// Checks the bridge name, creates the bridge unless it exists, checks that
-/// an existing link of that name is a bridge, applies promiscuous mode and sets
-/// it up (its `accept_ra=0` comes later, see [`refuse_router_advertisements`]). An existing bridge's MTU and VLAN filtering are left alone.
+/// an existing link of that name is a bridge, applies promiscuous mode and
+/// sets it up (its `accept_ra=0` comes later, see
+/// [`refuse_router_advertisements`]). An existing bridge's MTU and VLAN
+/// filtering are left alone.
 ///
 /// # Errors
 /// [`LinkError::Bridge`].

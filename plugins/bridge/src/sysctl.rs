@@ -32,8 +32,8 @@ fn path(key: &str) -> PathBuf {
 }
 
 /// The sysctl directories `net/ipv4` and `net/ipv6` of one network
-/// namespace, each resolved on first use and
-/// then used for every key below it.
+/// namespace, each resolved on first use and then used for every key below
+/// it.
 ///
 /// Create and use it on one thread while that thread is in the
 /// namespace the values belong to: `/proc/sys` entries are resolved for the
