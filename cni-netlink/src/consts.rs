@@ -39,6 +39,8 @@ pub(crate) const IFLA_BRPORT_ISOLATED: u16 = 33;
 // Inside IFLA_AF_SPEC of a link message: per-family settings.
 pub(crate) const AF_INET: u16 = 2;
 pub(crate) const IFLA_INET_CONF: u16 = 1;
+pub(crate) const IFLA_INET6_ADDR_GEN_MODE: u16 = 8;
+pub(crate) const IN6_ADDR_GEN_MODE_NONE: u8 = 1;
 
 // Inside IFLA_AF_SPEC of an AF_BRIDGE message.
 pub(crate) const IFLA_BRIDGE_VLAN_INFO: u16 = 2;

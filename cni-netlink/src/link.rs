@@ -213,6 +213,19 @@ impl LinkRequest {
         ))
     }
 
+    /// No IPv6 address generation (`addrgenmode none`, in
+    /// IFLA_AF_SPEC/AF_INET6): the link gets no link-local address, and so no
+    /// `fe80::/64` route, when it comes up. Only valid on an existing link.
+    pub fn no_ipv6_link_local(self) -> LinkRequest {
+        self.attr(Attr::Nested(
+            IFLA_AF_SPEC,
+            vec![Attr::Nested(
+                AF_INET6,
+                vec![Attr::U8(IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE)],
+            )],
+        ))
+    }
+
     /// Bridge-port flags (family AF_BRIDGE, IFLA_PROTINFO, for
     /// `RTM_SETLINK`): hairpin mode as given, isolation only when on. The
     /// bridge applies these without a netdevice state change, which a
@@ -296,8 +309,9 @@ mod tests {
     use super::*;
     use netlink_packet_core::{DefaultNla, Emitable};
     use netlink_packet_route::link::{
-        AfSpecBridge, BridgeVlanInfo, BridgeVlanInfoFlags, InfoBridge, InfoData, InfoKind,
-        InfoVeth, LinkAttribute, LinkInfo, LinkMessage, LinkProtoInfoBridge, State,
+        AfSpecBridge, AfSpecInet6, AfSpecUnspec, BridgeVlanInfo, BridgeVlanInfoFlags,
+        In6AddrGenMode, InfoBridge, InfoData, InfoKind, InfoVeth, LinkAttribute, LinkInfo,
+        LinkMessage, LinkProtoInfoBridge, State,
     };
 
     /// netlink-packet-route's encoding of the same request (what rtnetlink
@@ -331,6 +345,18 @@ mod tests {
             .chain(1u32.to_ne_bytes())
             .collect();
         assert_eq!(bytes[header.len()..], expected[..]);
+    }
+
+    #[test]
+    fn no_ipv6_link_local_is_addr_gen_mode_none_in_af_spec() {
+        let bytes = LinkRequest::index(5).no_ipv6_link_local().0.to_bytes();
+        let theirs = reference(&reference_message(
+            5,
+            vec![LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+                vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
+            )])],
+        ));
+        assert_eq!(bytes, theirs);
     }
 
     #[test]

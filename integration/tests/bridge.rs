@@ -993,6 +993,35 @@ fn sysctls_in_the_container_and_on_the_host() {
 }
 
 #[test]
+fn the_host_veth_gets_no_ipv6_link_local_address_or_route() {
+    if !require_root("the_host_veth_gets_no_ipv6_link_local_address_or_route") {
+        return;
+    }
+    let ns = TestNetns::new("br-nolla");
+    let mut cleanup = Cleanup::new();
+    let net = Net::new("br-nolla", 32, &mut cleanup);
+    let pod = Pod::new(&net, &ns, "eth0", &mut cleanup);
+    let (_, result) = add(&pod, &net.crio_config("1.0.0"));
+    let veth = veth_of(&result);
+
+    assert!(kernel::link_is_up(None, &veth));
+    assert_eq!(kernel::addr_cidrs(None, &veth), Vec::<String>::new());
+    let routes = cmd::ip_ok(None, &["-6", "route", "show", "table", "all", "dev", &veth]);
+    assert!(
+        !routes.contains("fe80::"),
+        "{veth} has a link-local route: {routes}"
+    );
+    // The pod's side keeps its link-local address.
+    let inside = kernel::addrs(pod.ns(), "eth0");
+    assert!(
+        inside
+            .iter()
+            .any(|a| a["scope"] == "link" && a["family"] == "inet6"),
+        "{inside:?}"
+    );
+}
+
+#[test]
 fn masquerade_rules_are_rendered_exactly_like_the_reference() {
     if !require_root("masquerade_rules_are_rendered_exactly_like_the_reference") {
         return;

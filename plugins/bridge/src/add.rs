@@ -221,6 +221,11 @@ fn attach<'a>(
 
 /// The bridge and the veth pair with its host end up (not yet a bridge
 /// port); the veth's removal is pushed as soon as it exists.
+///
+/// The host end comes up without an IPv6 link-local address: as a bridge
+/// port its own IPv6 stack never receives a packet, and the reference's
+/// `fe80::/64` route per port makes the kernel walk one route per pod on
+/// every ADD and DEL (see the README's "Differences from the reference").
 fn connect_links<'a>(
     req: &Request<'_>,
     conf: &BridgeConfig,
@@ -237,6 +242,8 @@ fn connect_links<'a>(
         host.del_link(veth_index, &veth_name)
             .map_err(|e| e.to_string())
     });
+    // Best effort: with IPv6 disabled on the node there is nothing to avoid.
+    let _ = host.set_no_ipv6_link_local(veth.index, &veth.name);
     host.set_up(veth.index, &veth.name)?;
     Ok((bridge, veth))
 }

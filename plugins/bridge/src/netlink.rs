@@ -202,6 +202,18 @@ impl Kernel {
         link::set(&self.socket, request).map_err(|err| NetlinkError::new(action, err))
     }
 
+    /// Gives a down link no IPv6 link-local address when it comes up
+    /// (`addrgenmode none`).
+    ///
+    /// # Errors
+    /// [`NetlinkError`]; `EAFNOSUPPORT` when IPv6 is disabled on the node.
+    pub fn set_no_ipv6_link_local(&self, index: u32, name: &str) -> Result<(), NetlinkError> {
+        self.set_link(
+            &LinkRequest::index(index).no_ipv6_link_local(),
+            format!("set addrgenmode none on \"{name}\""),
+        )
+    }
+
     /// Sets a link up.
     ///
     /// # Errors
