@@ -88,7 +88,7 @@ fn attach<'a>(
             }
             _ => None,
         };
-        let container_sysctls = NetSysctls::default();
+        let container_sysctls = NetSysctls::private();
         let early_link = (links.is_ok() && ipam_job.is_some()).then(|| {
             // While IPAM runs.
             container::bring_up_unaddressed(
