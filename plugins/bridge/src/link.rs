@@ -134,9 +134,10 @@ pub fn create_veth(
 
 /// Sets `accept_ra=0` on the bridge and on the host veth (errors ignored, as
 /// the reference: IPv6 may be disabled). ADD does this last, while the
-/// iptables batches run: with many pods, resolving the host's
-/// `/proc/sys/net/ipv6` costs half a millisecond of CPU, which the steps
-/// before IPAM returns are short of (see [`NetSysctls`]).
+/// iptables batches run: resolving the host's `/proc/sys/net/ipv6` grows with
+/// every namespace that has resolved it through the host's `/proc` (ours no
+/// longer do, others may), and the steps before IPAM returns are short of CPU
+/// (see [`NetSysctls`]).
 pub fn refuse_router_advertisements(sysctls: &NetSysctls, bridge: &str, veth: &str) {
     let _ = sysctls.ensure(&format!("net/ipv6/conf/{bridge}/accept_ra"), "0");
     let _ = sysctls.ensure(&format!("net/ipv6/conf/{veth}/accept_ra"), "0");

@@ -214,16 +214,21 @@ mod tests {
         assert_eq!(split_family("kernel/hostname"), None);
     }
 
-    #[test]
-    fn relative_and_full_path_reads_agree() {
-        // Readable as any user; nothing is written because the value matches.
-        let sysctls = NetSysctls::default();
+    /// Ensures two `net` keys hold what `/proc/sys` shows for them: readable
+    /// as any user, and nothing is written because the values match.
+    fn ensure_current_net_values(sysctls: &NetSysctls) {
         for key in ["net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"] {
             let Ok(current) = std::fs::read_to_string(path(key)) else {
                 continue; // IPv6 disabled
             };
             sysctls.ensure(key, current.trim()).unwrap();
         }
+    }
+
+    #[test]
+    fn relative_and_full_path_reads_agree() {
+        let sysctls = NetSysctls::default();
+        ensure_current_net_values(&sysctls);
         let current = std::fs::read_to_string(path("kernel/ostype")).unwrap();
         sysctls.ensure("kernel/ostype", current.trim()).unwrap();
     }
@@ -232,12 +237,7 @@ mod tests {
     fn a_private_instance_resolves_the_same_keys() {
         // A procfs mount needs root; elsewhere this exercises the fallback.
         let private = NetSysctls::private();
-        for key in ["net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"] {
-            let Ok(current) = std::fs::read_to_string(path(key)) else {
-                continue; // IPv6 disabled
-            };
-            private.ensure(key, current.trim()).unwrap();
-        }
+        ensure_current_net_values(&private);
         let err = private
             .ensure("net/ipv6/conf/no-such-if0/accept_dad", "0")
             .unwrap_err();
