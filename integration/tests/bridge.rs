@@ -993,24 +993,26 @@ fn sysctls_in_the_container_and_on_the_host() {
 }
 
 #[test]
-fn the_host_veth_gets_no_ipv6_link_local_address_or_route() {
-    if !require_root("the_host_veth_gets_no_ipv6_link_local_address_or_route") {
+fn the_host_veth_has_ipv6_off_and_no_ipv6_route() {
+    if !require_root("the_host_veth_has_ipv6_off_and_no_ipv6_route") {
         return;
     }
-    let ns = TestNetns::new("br-nolla");
+    let ns = TestNetns::new("br-nov6");
     let mut cleanup = Cleanup::new();
-    let net = Net::new("br-nolla", 32, &mut cleanup);
+    let net = Net::new("br-nov6", 32, &mut cleanup);
     let pod = Pod::new(&net, &ns, "eth0", &mut cleanup);
     let (_, result) = add(&pod, &net.crio_config("1.0.0"));
     let veth = veth_of(&result);
 
     assert!(kernel::link_is_up(None, &veth));
-    assert_eq!(kernel::addr_cidrs(None, &veth), Vec::<String>::new());
-    let routes = cmd::ip_ok(None, &["-6", "route", "show", "table", "all", "dev", &veth]);
-    assert!(
-        !routes.contains("fe80::"),
-        "{veth} has a link-local route: {routes}"
+    assert_eq!(
+        kernel::sysctl(None, &format!("net/ipv6/conf/{veth}/disable_ipv6")),
+        "1"
     );
+    assert_eq!(kernel::addr_cidrs(None, &veth), Vec::<String>::new());
+    // Neither the link-local nor the multicast route of an IPv6 port.
+    let routes = cmd::ip_ok(None, &["-6", "route", "show", "table", "all", "dev", &veth]);
+    assert_eq!(routes.trim(), "", "{veth} has IPv6 routes");
     // The pod's side keeps its link-local address.
     let inside = kernel::addrs(pod.ns(), "eth0");
     assert!(

@@ -6,7 +6,10 @@ use crate::config::{BridgeConfig, format_mac};
 use crate::container;
 use crate::error::BridgeError;
 use crate::gateway::{apply_gateways, configure_bridge};
-use crate::link::{attach_to_bridge, create_veth, ensure_bridge, refuse_router_advertisements};
+use crate::link::{
+    attach_to_bridge, create_veth, disable_ipv6_on_port, ensure_bridge,
+    refuse_router_advertisements,
+};
 use crate::macspoof;
 use crate::masq;
 use crate::netlink::{Kernel, Link};
@@ -74,7 +77,7 @@ fn attach<'a>(
         // Used on this thread only, which is in the host namespace except
         // inside `netns.enter()`.
         let host_sysctls = NetSysctls::default();
-        let links = connect_links(req, conf, netns, host, rollback);
+        let links = connect_links(req, conf, netns, host, &host_sysctls, rollback);
         // The spoof check needs only the veth pair, so it overlaps IPAM; it is
         // in place before the host veth becomes a bridge port.
         let spoof_job = match (&links, conf.macspoofchk) {
@@ -222,15 +225,16 @@ fn attach<'a>(
 /// The bridge and the veth pair with its host end up (not yet a bridge
 /// port); the veth's removal is pushed as soon as it exists.
 ///
-/// The host end comes up without an IPv6 link-local address: as a bridge
-/// port its own IPv6 stack never receives a packet, and the reference's
-/// `fe80::/64` route per port makes the kernel walk one route per pod on
-/// every ADD and DEL (see the README's "Differences from the reference").
+/// The host end comes up with IPv6 off (see [`disable_ipv6_on_port`]) and,
+/// should that sysctl be read-only, at least without a link-local address:
+/// as a bridge port its own IPv6 stack never receives a packet (see the
+/// README's "Differences from the reference").
 fn connect_links<'a>(
     req: &Request<'_>,
     conf: &BridgeConfig,
     netns: &Netns,
     host: &'a Kernel,
+    host_sysctls: &NetSysctls,
     rollback: &mut Rollback<'a>,
 ) -> Result<(Link, Link), BridgeError> {
     let env = req.env;
@@ -244,6 +248,7 @@ fn connect_links<'a>(
     });
     // Best effort: with IPv6 disabled on the node there is nothing to avoid.
     let _ = host.set_no_ipv6_link_local(veth.index, &veth.name);
+    disable_ipv6_on_port(host_sysctls, &veth.name);
     host.set_up(veth.index, &veth.name)?;
     Ok((bridge, veth))
 }
