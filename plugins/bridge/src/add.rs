@@ -53,7 +53,8 @@ pub fn add(req: &Request<'_>) -> Result<CniResult, BridgeError> {
 /// the container interface comes up and the `nft` batch runs, and the
 /// iptables batches run while the container is configured. The container's
 /// sysctls are written while IPAM runs and the host's last, while the
-/// iptables batches finish (see [`NetSysctls`]).
+/// iptables batches finish (see [`NetSysctls`]), except the host veth's
+/// `disable_ipv6`, which has to precede its coming up.
 ///
 /// The host veth becomes a bridge port only once the container interface is
 /// configured (see [`attach_to_bridge`]); the reference attaches it first.

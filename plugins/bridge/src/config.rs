@@ -52,7 +52,7 @@ pub struct BridgeConfig {
     /// The IPAM plugin type; `None` is L2 mode.
     pub ipam_type: Option<String>,
     /// The IP families the IPAM will most likely lease from: foreseen for
-    /// `host-local` from its subnets (see [`host_local_families`]), empty for
+    /// `host-local` from its subnets (see `host_local_families`), empty for
     /// other plugins. Only a hint, to start helpers early.
     pub expected_families: Vec<Family>,
     /// DNS from the config (the IPAM's is used when this is empty).
