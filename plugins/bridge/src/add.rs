@@ -7,8 +7,7 @@ use crate::container;
 use crate::error::BridgeError;
 use crate::gateway::{apply_gateways, configure_bridge};
 use crate::link::{
-    attach_to_bridge, create_veth, disable_ipv6_on_port, ensure_bridge,
-    refuse_router_advertisements,
+    attach_to_bridge, bring_up_host_end, create_veth, ensure_bridge, refuse_router_advertisements,
 };
 use crate::macspoof;
 use crate::masq;
@@ -226,10 +225,7 @@ fn attach<'a>(
 /// The bridge and the veth pair with its host end up (not yet a bridge
 /// port); the veth's removal is pushed as soon as it exists.
 ///
-/// The host end comes up with IPv6 off (see [`disable_ipv6_on_port`]) and,
-/// should that sysctl be read-only, at least without a link-local address:
-/// as a bridge port its own IPv6 stack never receives a packet (see the
-/// README's "Differences from the reference").
+/// The host end comes up with IPv6 off (see [`bring_up_host_end`]).
 fn connect_links<'a>(
     req: &Request<'_>,
     conf: &BridgeConfig,
@@ -247,10 +243,7 @@ fn connect_links<'a>(
         host.del_link(veth_index, &veth_name)
             .map_err(|e| e.to_string())
     });
-    // Best effort: with IPv6 disabled on the node there is nothing to avoid.
-    let _ = host.set_no_ipv6_link_local(veth.index, &veth.name);
-    disable_ipv6_on_port(host_sysctls, &veth.name);
-    host.set_up(veth.index, &veth.name)?;
+    bring_up_host_end(host, host_sysctls, &veth)?;
     Ok((bridge, veth))
 }
 

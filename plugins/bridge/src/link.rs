@@ -137,24 +137,36 @@ pub fn create_veth(
 /// iptables batches run, as the steps before IPAM returns are short of CPU.
 /// The host's `net/ipv6` directory, whose lookup grows with every namespace
 /// that has resolved it through the host's `/proc` (ours no longer do, others
-/// may), is resolved once for this and [`disable_ipv6_on_port`] (see
+/// may), is resolved once for this and [`bring_up_host_end`] (see
 /// [`NetSysctls`]).
 pub fn refuse_router_advertisements(sysctls: &NetSysctls, bridge: &str, veth: &str) {
     let _ = sysctls.ensure(&format!("net/ipv6/conf/{bridge}/accept_ra"), "0");
     let _ = sysctls.ensure(&format!("net/ipv6/conf/{veth}/accept_ra"), "0");
 }
 
-/// Sets `disable_ipv6=1` on the host veth, before it comes up (errors
-/// ignored: IPv6 may be off on the node, or `/proc/sys` read-only). As a
-/// bridge port the veth's own IPv6 stack never receives a packet; bridged
-/// IPv6 traffic does not depend on it. With IPv6 on, coming up gives the
-/// veth an `ff00::/8` multicast route in the host's local table (and an
-/// `fe80::/64` one unless `addrgenmode none`): one per pod at the same
+/// Sets the host veth up (not yet a bridge port) with IPv6 off: first
+/// `addrgenmode none`, so it gets no link-local address even where the next
+/// step fails, then `disable_ipv6=1` (both best effort: IPv6 may be off on
+/// the node, or `/proc/sys` read-only). As a bridge port the veth's own IPv6
+/// stack never receives a packet; bridged IPv6 traffic does not depend on it.
+/// With IPv6 on, coming up gives the veth an `ff00::/8` multicast route in
+/// the host's local table and an `fe80::/64` one: one per pod at the same
 /// prefix, which the kernel walks on every route added or removed there and
-/// on every multicast route lookup: 0.8–2 ms per ADD at 500 pods in
+/// on every multicast route lookup (see the README's "Differences from the
+/// reference"). `disable_ipv6` saved 0.8–2 ms per ADD at 500 pods in
 /// hand-run series.
-pub fn disable_ipv6_on_port(sysctls: &NetSysctls, veth: &str) {
-    let _ = sysctls.ensure(&format!("net/ipv6/conf/{veth}/disable_ipv6"), "1");
+///
+/// # Errors
+/// [`LinkError::Netlink`] when the veth cannot be set up.
+pub fn bring_up_host_end(
+    host: &Kernel,
+    sysctls: &NetSysctls,
+    veth: &Link,
+) -> Result<(), LinkError> {
+    let _ = host.set_no_ipv6_link_local(veth.index, &veth.name);
+    let _ = sysctls.ensure(&format!("net/ipv6/conf/{}/disable_ipv6", veth.name), "1");
+    host.set_up(veth.index, &veth.name)?;
+    Ok(())
 }
 
 /// Makes the (already up) host veth a port of the bridge and sets the port
