@@ -131,10 +131,13 @@ fn add(req: &Request<'_>) -> Result<CniResult, HostLocalError> {
 
 /// Releases every lease of this container ID and interface. Only the network
 /// name and `dataDir` are read, so a config that has since become invalid
-/// (or a stale `CNI_ARGS`) never blocks the release.
+/// (or a stale `CNI_ARGS`) never blocks the release. Without a store there is
+/// nothing to release, and none is created.
 fn del(req: &Request<'_>) -> Result<(), HostLocalError> {
     let location = StoreLocation::from_json(req.stdin)?;
-    let mut store = DiskStore::open(&location.data_dir, &location.name)?;
+    let Some(mut store) = DiskStore::open_existing(&location.data_dir, &location.name)? else {
+        return Ok(());
+    };
     let mut locked = store.lock()?;
     locked.release_by_id(&req.env.container_id, &req.env.ifname)?;
     Ok(())

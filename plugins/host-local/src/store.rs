@@ -295,6 +295,22 @@ impl DiskStore {
         DiskStore::open_with_cache(data_dir, network, Some(&data_dir.join(cache::SUBDIR)))
     }
 
+    /// [`DiskStore::open`] for a store that already exists: `None`, and
+    /// nothing created, when `<data_dir>/<network>` does not. For DEL, which
+    /// has nothing to release there.
+    ///
+    /// # Errors
+    ///
+    /// As [`DiskStore::open`].
+    pub fn open_existing(data_dir: &Path, network: &str) -> Result<Option<DiskStore>, StoreError> {
+        validate_network_name(network)?;
+        let dir = data_dir.join(network);
+        match fs::symlink_metadata(&dir) {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            _ => DiskStore::open(data_dir, network).map(Some),
+        }
+    }
+
     /// [`DiskStore::open`] with the scan cache in `cache_dir`, or without a cache.
     ///
     /// # Errors
@@ -968,6 +984,21 @@ mod tests {
         assert_eq!(fs::read(&target).unwrap(), b"keep");
         assert!(fs::symlink_metadata(&path).unwrap().is_file());
         assert_eq!(fs::read(&path).unwrap(), b"10.85.0.3");
+    }
+
+    #[test]
+    fn opening_an_existing_store_creates_nothing_when_there_is_none() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        assert!(DiskStore::open_existing(&data, "crio").unwrap().is_none());
+        assert!(!data.exists());
+        assert!(matches!(
+            DiskStore::open_existing(&data, "../x"),
+            Err(StoreError::InvalidNetworkName { .. })
+        ));
+        DiskStore::open(&data, "crio").unwrap();
+        let store = DiskStore::open_existing(&data, "crio").unwrap().unwrap();
+        assert_eq!(store.dir(), data.join("crio"));
     }
 
     fn open(tmp: &tempfile::TempDir) -> DiskStore {
