@@ -1,291 +1,415 @@
-//! ADD: bridge, veth, MAC spoof check, IPAM, addresses, routes, gateway and
-//! masquerade. Every step that changes something pushes its undo; a failure
-//! unwinds them all, so a failed ADD leaves no veth, lease or rule behind.
+//! ADD as a step list over one [`Attach`] context. Each step that may change
+//! something records its undo first ([`Undo`]); a failure undoes them all,
+//! newest first, so a failed ADD leaves no veth, lease or rule behind.
+//!
+//! Independent work overlaps although the steps run in order: a step starts
+//! the IPAM plugin or a firewall batch and a later step finishes it (see
+//! [`Pending`]), so IPAM runs while the bridge, the veth and the container
+//! interface are set up, and the iptables batches run while the container is
+//! configured. The host veth becomes a bridge port only once the container
+//! interface is configured; the reference attaches it first.
 
 use crate::config::{BridgeConfig, format_mac};
 use crate::container;
 use crate::error::BridgeError;
-use crate::gateway::{apply_gateways, configure_bridge};
-use crate::link::{
-    attach_to_bridge, bring_up_host_end, create_veth, ensure_bridge, refuse_router_advertisements,
-};
-use crate::macspoof;
-use crate::masq;
-use crate::netlink::{Kernel, Link};
+use crate::firewall::{PendingChange, Target};
+use crate::gateway;
+use crate::link;
+use crate::netlink::Link;
+use crate::node::{Node, PodNet};
+use crate::pending::Pending;
+use crate::result::{self, Addressing};
 use crate::rollback::Rollback;
-use crate::sysctl::NetSysctls;
-use cni_types::ipam;
-use cni_types::netns::Netns;
-use cni_types::result::{Interface, Result as CniResult};
+use crate::steps::{Step, run_until_failure};
+use cni_types::CniError;
+use cni_types::netns::NetnsError;
+use cni_types::result::Result as CniResult;
 use cni_types::skel::Request;
-use std::os::fd::AsRawFd;
 
-/// Runs ADD.
+/// The steps of ADD, in order.
+pub fn steps<'n, 'r>() -> [Step<Attach<'n, 'r>>; 17] {
+    [
+        Step {
+            name: "open the pod's namespace",
+            run: Attach::open_namespace,
+        },
+        Step {
+            name: "start IPAM ADD",
+            run: Attach::start_ipam,
+        },
+        Step {
+            name: "prepare masquerade",
+            run: Attach::prepare_masquerade,
+        },
+        Step {
+            name: "ensure the bridge",
+            run: Attach::ensure_bridge,
+        },
+        Step {
+            name: "create the veth pair",
+            run: Attach::create_veth,
+        },
+        Step {
+            name: "bring the host veth up",
+            run: Attach::bring_up_host_veth,
+        },
+        Step {
+            name: "start the MAC spoof check",
+            run: Attach::start_spoof_check,
+        },
+        Step {
+            name: "bring the container interface up",
+            run: Attach::bring_up_container,
+        },
+        Step {
+            name: "finish IPAM ADD",
+            run: Attach::finish_ipam,
+        },
+        Step {
+            name: "start masquerade",
+            run: Attach::start_masquerade,
+        },
+        Step {
+            name: "configure the container interface",
+            run: Attach::configure_container,
+        },
+        Step {
+            name: "finish the MAC spoof check",
+            run: Attach::finish_spoof_check,
+        },
+        Step {
+            name: "attach the host veth to the bridge",
+            run: Attach::attach_to_bridge,
+        },
+        Step {
+            name: "put the gateway on the bridge",
+            run: Attach::configure_gateway,
+        },
+        Step {
+            name: "refuse router advertisements",
+            run: Attach::refuse_router_advertisements,
+        },
+        Step {
+            name: "finish masquerade",
+            run: Attach::finish_masquerade,
+        },
+        Step {
+            name: "read the host interfaces",
+            run: Attach::read_interfaces,
+        },
+    ]
+}
+
+/// How to undo an ADD step that may have changed something.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Undo {
+    /// Release the lease of the IPAM plugin named here (after its ADD ends).
+    ReleaseIpam(String),
+    /// Delete the veth pair whose host end has this name.
+    DeleteVeth(String),
+    /// Remove the masquerade rules (after their setup ends).
+    RemoveMasquerade(Target),
+    /// Remove the MAC spoof check (after its setup ends).
+    RemoveSpoofCheck(Target),
+}
+
+/// The attachment being built: what ADD knows and holds so far.
+pub struct Attach<'n, 'r> {
+    node: Node<'n>,
+    conf: &'r BridgeConfig,
+    req: &'r Request<'r>,
+    pod: Option<Box<dyn PodNet + 'n>>,
+    bridge: Option<Link>,
+    veth: Option<Link>,
+    container: Option<Link>,
+    leasing: Option<Pending<'n, Result<CniResult, CniError>>>,
+    addressing: Option<Addressing>,
+    masquerading: Option<PendingChange<'n>>,
+    spoof_checking: Option<PendingChange<'n>>,
+    rollback: Rollback<Undo>,
+}
+
+/// Runs ADD on `node`.
 ///
 /// # Errors
 /// [`BridgeError`]; everything done before the failure is undone.
-pub fn add(req: &Request<'_>) -> Result<CniResult, BridgeError> {
-    let conf = BridgeConfig::from_json(req.stdin, &req.env.args)?;
-    let netns = Netns::open(&req.env.netns).map_err(|e| BridgeError::netns(&req.env.netns, e))?;
-    let host = Kernel::connect()?;
-    let container = {
-        let _inside = netns
-            .enter()
-            .map_err(|e| BridgeError::netns(&req.env.netns, e))?;
-        Kernel::connect()?
-    };
-    let mut rollback = Rollback::default();
-    match attach(req, &conf, &netns, &host, &container, &mut rollback) {
-        Ok(result) => {
-            rollback.commit();
-            Ok(result)
-        }
-        Err(err) => {
-            rollback.unwind();
-            Err(err)
-        }
-    }
-}
-
-/// The steps of ADD; `rollback` collects how to undo each one. Independent
-/// work overlaps: the IPAM plugin runs while the bridge and veth are set up,
-/// the container interface comes up and the `nft` batch runs, and the
-/// iptables batches run while the container is configured. The container's
-/// sysctls are written while IPAM runs and the host's last, while the
-/// iptables batches finish (see [`NetSysctls`]), except the host veth's
-/// `disable_ipv6`, which has to precede its coming up.
-///
-/// The host veth becomes a bridge port only once the container interface is
-/// configured (see [`attach_to_bridge`]); the reference attaches it first.
-fn attach<'a>(
-    req: &'a Request<'_>,
-    conf: &'a BridgeConfig,
-    netns: &Netns,
-    host: &'a Kernel,
-    container: &'a Kernel,
-    rollback: &mut Rollback<'a>,
-) -> Result<CniResult, BridgeError> {
-    let env = req.env;
-    std::thread::scope(|scope| {
-        let ipam_job = conf.ipam_type.as_deref().map(|ipam_type| {
-            scope.spawn(move || ipam::exec_add(env, ipam_type, req.stdin, req.version))
-        });
-        // The iptables-restore processes start while IPAM runs (from a thread
-        // created here, in the host namespace) and wait for their batches.
-        let prestart_job = (conf.ip_masq && ipam_job.is_some())
-            .then(|| scope.spawn(|| masq::Prestarted::start(&conf.expected_families)));
-        // Used on this thread only, which is in the host namespace except
-        // inside `netns.enter()`.
-        let host_sysctls = NetSysctls::default();
-        let links = connect_links(req, conf, netns, host, &host_sysctls, rollback);
-        // The spoof check needs only the veth pair, so it overlaps IPAM; it is
-        // in place before the host veth becomes a bridge port.
-        let spoof_job = match (&links, conf.macspoofchk) {
-            (Ok((_, veth)), true) => {
-                let mac = container_mac(container, &env.ifname);
-                let host_veth = veth.name.clone();
-                Some(scope.spawn(move || {
-                    macspoof::setup(&env.container_id, &env.ifname, &host_veth, &mac?)
-                        .map_err(BridgeError::MacSpoofSetup)
-                }))
-            }
-            _ => None,
-        };
-        let container_sysctls = NetSysctls::private();
-        let early_link = (links.is_ok() && ipam_job.is_some()).then(|| {
-            // While IPAM runs.
-            container::bring_up_unaddressed(
-                netns,
-                container,
-                &container_sysctls,
-                &env.ifname,
-                conf.enable_dad,
-            )
-        });
-        let leased = ipam_job.map(|job| {
-            let leased = join(job, "IPAM ADD").and_then(|r| r.map_err(BridgeError::Ipam));
-            if let (Ok(_), Some(ipam_type)) = (&leased, conf.ipam_type.as_deref()) {
-                rollback.push("release IPAM lease", move || {
-                    ipam::exec_del(env, ipam_type, req.stdin).map_err(|e| e.to_string())
-                });
-            }
-            leased
-        });
-        let spoofed = spoof_job.map(|job| {
-            let spoofed = join(job, "macspoofchk setup").and_then(|r| r);
-            if spoofed.is_ok() {
-                rollback.push("remove macspoofchk rules", move || {
-                    macspoof::teardown(&env.container_id, &env.ifname).map_err(|e| e.to_string())
-                });
-            }
-            spoofed
-        });
-        let (bridge, veth) = links?;
-        spoofed.transpose()?;
-        let mut result = CniResult::default();
-        // Both are there exactly when an IPAM plugin is configured (the links
-        // are, past this point).
-        let container_link = match leased.zip(early_link) {
-            Some((leased, early_link)) => {
-                let leased = leased?;
-                let early_link = early_link?;
-                if leased.ips.is_empty() {
-                    return Err(BridgeError::NoIpConfig);
-                }
-                result.ips = leased.ips;
-                result.routes = leased.routes;
-                result.dns = if conf.dns.is_empty() {
-                    leased.dns
-                } else {
-                    conf.dns.clone()
-                };
-                let gateways = apply_gateways(&mut result, conf);
-                let addresses: Vec<_> = result.ips.iter().map(|ip| ip.address).collect();
-                let prestarted = prestart_job
-                    .map(|job| join(job, "iptables-restore start"))
-                    .transpose()?
-                    .unwrap_or_default();
-                let masq_job = conf.ip_masq.then(|| {
-                    let addresses = addresses.clone();
-                    scope.spawn(move || {
-                        masq::setup_prestarted(
-                            &conf.network,
-                            &env.container_id,
-                            &addresses,
-                            prestarted,
-                        )
-                    })
-                });
-                let configured = configure_l3(
-                    netns,
-                    host,
-                    container,
-                    &host_sysctls,
-                    &container_sysctls,
-                    conf,
-                    &env.ifname,
-                    &early_link,
-                    &bridge,
-                    &veth,
-                    &result,
-                    &gateways,
-                );
-                if let Some(job) = masq_job {
-                    join(job, "masquerade setup")?.map_err(BridgeError::from)?;
-                    rollback.push("remove masquerade", move || {
-                        masq::teardown(&conf.network, &env.container_id, &addresses)
-                            .map_err(|e| e.to_string())
-                    });
-                }
-                configured?
-            }
-            None => {
-                result.dns = conf.dns.clone();
-                let link = if conf.disable_container_interface {
-                    container.link_by_name(&env.ifname)?.ok_or_else(|| {
-                        BridgeError::Container(container::ContainerError::Missing(
-                            env.ifname.clone(),
-                        ))
-                    })?
-                } else {
-                    container::bring_up(container, &env.ifname)?
-                };
-                attach_to_bridge(host, conf, &veth, &bridge)?;
-                refuse_router_advertisements(&host_sysctls, &conf.bridge, &veth.name);
-                link
-            }
-        };
-
-        // Re-read both host-side MACs last: the bridge's is pinned only now,
-        // and udev may have changed the veth's after creation.
-        let bridge_now = host.link_by_index(bridge.index)?.unwrap_or(bridge);
-        let veth_now = host.link_by_index(veth.index)?.unwrap_or(veth);
-        result.interfaces = vec![
-            Interface {
-                name: bridge_now.name,
-                mac: format_mac(&bridge_now.mac),
-                ..Interface::default()
-            },
-            Interface {
-                name: veth_now.name,
-                mac: format_mac(&veth_now.mac),
-                ..Interface::default()
-            },
-            Interface {
-                name: env.ifname.clone(),
-                mac: format_mac(&container_link.mac),
-                sandbox: env.netns.clone(),
-                ..Interface::default()
-            },
-        ];
-        Ok(result)
-    })
-}
-
-/// The bridge and the veth pair with its host end up (not yet a bridge
-/// port); the veth's removal is pushed as soon as it exists.
-///
-/// The host end comes up with IPv6 off (see [`bring_up_host_end`]).
-fn connect_links<'a>(
+pub fn add(
+    node: Node<'_>,
     req: &Request<'_>,
     conf: &BridgeConfig,
-    netns: &Netns,
-    host: &'a Kernel,
-    host_sysctls: &NetSysctls,
-    rollback: &mut Rollback<'a>,
-) -> Result<(Link, Link), BridgeError> {
-    let env = req.env;
-    let bridge = ensure_bridge(host, conf)?;
-    let attachment = format!("{}/{}/{}", conf.network, env.container_id, env.ifname);
-    let veth = create_veth(host, conf, &attachment, &env.ifname, netns.as_raw_fd())?;
-    let (veth_index, veth_name) = (veth.index, veth.name.clone());
-    rollback.push("delete veth", move || {
-        host.del_link(veth_index, &veth_name)
-            .map_err(|e| e.to_string())
-    });
-    bring_up_host_end(host, host_sysctls, &veth)?;
-    Ok((bridge, veth))
-}
-
-/// The MAC of the new container interface, as the result will report it.
-fn container_mac(container: &Kernel, ifname: &str) -> Result<String, BridgeError> {
-    let link = container.link_by_name(ifname)?.ok_or_else(|| {
-        BridgeError::Container(container::ContainerError::Missing(ifname.to_owned()))
-    })?;
-    Ok(format_mac(&link.mac))
-}
-
-/// The container's addresses and routes (its interface is already up), then
-/// the host veth becomes a bridge port, then the gateway on the bridge (whose
-/// MAC, pinned there, follows the lowest port MAC until then).
-#[allow(clippy::too_many_arguments)]
-fn configure_l3(
-    netns: &Netns,
-    host: &Kernel,
-    container: &Kernel,
-    host_sysctls: &NetSysctls,
-    container_sysctls: &NetSysctls,
-    conf: &BridgeConfig,
-    ifname: &str,
-    container_link: &Link,
-    bridge: &Link,
-    veth: &Link,
-    result: &CniResult,
-    gateways: &[ipnetwork::IpNetwork],
-) -> Result<Link, BridgeError> {
-    let has_ipv6 = result.ips.iter().any(|ip| ip.address.is_ipv6());
-    if has_ipv6 {
-        container::enable_ipv6(netns, container_sysctls, ifname)?;
+) -> Result<CniResult, BridgeError> {
+    let mut attach = Attach {
+        node,
+        conf,
+        req,
+        pod: None,
+        bridge: None,
+        veth: None,
+        container: None,
+        leasing: None,
+        addressing: None,
+        masquerading: None,
+        spoof_checking: None,
+        rollback: Rollback::default(),
+    };
+    match run_until_failure(&steps(), &mut attach) {
+        Ok(()) => attach.result(),
+        Err(failed) => {
+            attach.unwind();
+            Err(failed.error)
+        }
     }
-    let link = container::configure(container, container_link, result)?;
-    attach_to_bridge(host, conf, veth, bridge)?;
-    configure_bridge(host, host_sysctls, bridge, conf, gateways)?;
-    refuse_router_advertisements(host_sysctls, &conf.bridge, &veth.name);
-    Ok(link)
 }
 
-/// Joins a worker thread, turning a panic into an error.
-fn join<T>(job: std::thread::ScopedJoinHandle<'_, T>, what: &str) -> Result<T, BridgeError> {
-    job.join()
-        .map_err(|_| BridgeError::Internal(format!("{what} thread panicked")))
+impl<'n> Attach<'n, '_> {
+    fn open_namespace(&mut self) -> Result<(), BridgeError> {
+        let path = &self.req.env.netns;
+        let pod = self.node.namespaces.open(path)?;
+        self.pod =
+            Some(pod.ok_or_else(|| BridgeError::netns(path, NetnsError::NotFound(path.into())))?);
+        Ok(())
+    }
+
+    fn start_ipam(&mut self) -> Result<(), BridgeError> {
+        if let Some(plugin) = &self.conf.ipam_type {
+            self.rollback.push(Undo::ReleaseIpam(plugin.clone()));
+            self.leasing = Some(self.node.ipam.start_add(plugin));
+        }
+        Ok(())
+    }
+
+    /// Starts the masquerade helpers while IPAM runs.
+    fn prepare_masquerade(&mut self) -> Result<(), BridgeError> {
+        if self.conf.ip_masq && self.leasing.is_some() {
+            self.node.masquerade.prepare(&self.conf.expected_families);
+        }
+        Ok(())
+    }
+
+    fn ensure_bridge(&mut self) -> Result<(), BridgeError> {
+        self.bridge = Some(link::ensure_bridge(self.node.host, self.conf)?);
+        Ok(())
+    }
+
+    /// Creates the pair; its deletion is recorded as soon as its name is
+    /// known (both ends go with the host end).
+    fn create_veth(&mut self) -> Result<(), BridgeError> {
+        let env = self.req.env;
+        let attachment = format!("{}/{}/{}", self.conf.network, env.container_id, env.ifname);
+        let (host, pod) = (self.node.host, self.pod()?);
+        let name = link::create_veth(host, self.conf, &attachment, &env.ifname, pod)?;
+        self.rollback.push(Undo::DeleteVeth(name.clone()));
+        self.veth = Some(link::find_created(host, &name)?);
+        Ok(())
+    }
+
+    fn bring_up_host_veth(&mut self) -> Result<(), BridgeError> {
+        link::bring_up_host_end(self.node.host, need(&self.veth)?)?;
+        Ok(())
+    }
+
+    /// The spoof check needs only the veth pair, so it overlaps IPAM; it is
+    /// finished before the host veth becomes a bridge port.
+    fn start_spoof_check(&mut self) -> Result<(), BridgeError> {
+        if !self.conf.macspoofchk {
+            return Ok(());
+        }
+        let ifname = &self.req.env.ifname;
+        let container = self.pod()?.link_by_name(ifname)?;
+        let container = container.ok_or_else(|| missing(ifname))?;
+        let target = Target {
+            host_veth: need(&self.veth)?.name.clone(),
+            mac: format_mac(&container.mac),
+            ..self.target()
+        };
+        self.rollback.push(Undo::RemoveSpoofCheck(target.clone()));
+        self.spoof_checking = Some(self.node.spoof_check.start_setup(&target));
+        Ok(())
+    }
+
+    /// With IPAM, while it runs: the DAD sysctls and the link up (see
+    /// [`container::bring_up_unaddressed`]). Without, all there is to do.
+    fn bring_up_container(&mut self) -> Result<(), BridgeError> {
+        let (pod, ifname) = (self.pod()?, &self.req.env.ifname);
+        let link = if self.leasing.is_some() {
+            container::bring_up_unaddressed(pod, ifname, self.conf.enable_dad)?
+        } else if self.conf.disable_container_interface {
+            pod.link_by_name(ifname)?.ok_or_else(|| missing(ifname))?
+        } else {
+            container::bring_up(pod, ifname)?
+        };
+        self.container = Some(link);
+        Ok(())
+    }
+
+    fn finish_ipam(&mut self) -> Result<(), BridgeError> {
+        if let Some(leasing) = self.leasing.take() {
+            let leased = leasing.finish().map_err(BridgeError::Ipam)?;
+            self.addressing = Some(result::addressing(self.conf, leased)?);
+        }
+        Ok(())
+    }
+
+    fn start_masquerade(&mut self) -> Result<(), BridgeError> {
+        let Some(addressing) = self.addressing.as_ref().filter(|_| self.conf.ip_masq) else {
+            return Ok(());
+        };
+        let target = Target {
+            addresses: addressing.result.ips.iter().map(|ip| ip.address).collect(),
+            ..self.target()
+        };
+        self.rollback.push(Undo::RemoveMasquerade(target.clone()));
+        self.masquerading = Some(self.node.masquerade.start_setup(&target));
+        Ok(())
+    }
+
+    /// IPv6 on (when there is an IPv6 address), then the addresses and
+    /// routes of the (up) container interface.
+    fn configure_container(&mut self) -> Result<(), BridgeError> {
+        let Some(addressing) = &self.addressing else {
+            return Ok(());
+        };
+        let pod = self.pod()?;
+        let ifname = &self.req.env.ifname;
+        if addressing.result.ips.iter().any(|ip| ip.address.is_ipv6()) {
+            container::enable_ipv6(pod, ifname);
+        }
+        let link = container::configure(pod, need(&self.container)?, &addressing.result)?;
+        self.container = Some(link);
+        Ok(())
+    }
+
+    fn finish_spoof_check(&mut self) -> Result<(), BridgeError> {
+        if let Some(pending) = self.spoof_checking.take() {
+            pending.finish().map_err(BridgeError::MacSpoofSetup)?;
+        }
+        Ok(())
+    }
+
+    fn attach_to_bridge(&mut self) -> Result<(), BridgeError> {
+        let (veth, bridge) = (need(&self.veth)?, need(&self.bridge)?);
+        link::attach_to_bridge(self.node.host, self.conf, veth, bridge)?;
+        Ok(())
+    }
+
+    /// The gateway addresses on the bridge (whose MAC, pinned there, follows
+    /// the lowest port MAC until then) and forwarding.
+    fn configure_gateway(&mut self) -> Result<(), BridgeError> {
+        if let Some(addressing) = &self.addressing {
+            let bridge = need(&self.bridge)?;
+            let gateways = &addressing.gateways;
+            gateway::configure_bridge(self.node.host, bridge, self.conf, gateways)?;
+        }
+        Ok(())
+    }
+
+    fn refuse_router_advertisements(&mut self) -> Result<(), BridgeError> {
+        let veth = &need(&self.veth)?.name;
+        link::refuse_router_advertisements(self.node.host, &self.conf.bridge, veth);
+        Ok(())
+    }
+
+    fn finish_masquerade(&mut self) -> Result<(), BridgeError> {
+        if let Some(pending) = self.masquerading.take() {
+            pending.finish().map_err(BridgeError::Masquerade)?;
+        }
+        Ok(())
+    }
+
+    /// Re-reads both host-side links: the bridge's MAC is pinned only now,
+    /// and udev may have changed the veth's after creation.
+    fn read_interfaces(&mut self) -> Result<(), BridgeError> {
+        let host = self.node.host;
+        for link in [&mut self.bridge, &mut self.veth].into_iter().flatten() {
+            if let Some(now) = host.link_by_index(link.index)? {
+                *link = now;
+            }
+        }
+        Ok(())
+    }
+
+    /// The result of the finished steps.
+    fn result(self) -> Result<CniResult, BridgeError> {
+        let links = result::Links {
+            bridge: need(&self.bridge)?,
+            veth: need(&self.veth)?,
+            container: need(&self.container)?,
+        };
+        Ok(result::build(
+            self.conf,
+            self.req.env,
+            self.addressing,
+            &links,
+        ))
+    }
+
+    /// Undoes what the steps recorded, newest first.
+    fn unwind(mut self) {
+        let rollback = std::mem::take(&mut self.rollback);
+        rollback.unwind(|record| self.undo(record));
+    }
+
+    /// Undoes one record; work still under way is finished first, so that
+    /// nothing it creates is left behind.
+    fn undo(&mut self, record: Undo) -> (&'static str, Result<(), String>) {
+        match record {
+            Undo::ReleaseIpam(plugin) => {
+                if let Some(leasing) = self.leasing.take() {
+                    drop(leasing.finish());
+                }
+                let released = self.node.ipam.start_del(&plugin).finish();
+                ("release IPAM lease", released.map_err(|e| e.to_string()))
+            }
+            Undo::DeleteVeth(name) => ("delete veth", self.delete_veth(&name)),
+            Undo::RemoveMasquerade(target) => {
+                if let Some(pending) = self.masquerading.take() {
+                    drop(pending.finish());
+                }
+                let removed = self.node.masquerade.start_teardown(&target).finish();
+                ("remove masquerade", removed.map_err(|e| e.to_string()))
+            }
+            Undo::RemoveSpoofCheck(target) => {
+                if let Some(pending) = self.spoof_checking.take() {
+                    drop(pending.finish());
+                }
+                let removed = self.node.spoof_check.start_teardown(&target).finish();
+                (
+                    "remove macspoofchk rules",
+                    removed.map_err(|e| e.to_string()),
+                )
+            }
+        }
+    }
+
+    fn delete_veth(&self, name: &str) -> Result<(), String> {
+        let host = self.node.host;
+        match host.link_by_name(name).map_err(|e| e.to_string())? {
+            Some(veth) => host.del_link(veth.index, name).map_err(|e| e.to_string()),
+            None => Ok(()),
+        }
+    }
+
+    fn pod(&self) -> Result<&(dyn PodNet + 'n), BridgeError> {
+        self.pod
+            .as_deref()
+            .ok_or_else(|| out_of_order("the pod's namespace"))
+    }
+
+    /// The firewall target with what every backend knows of the attachment.
+    fn target(&self) -> Target {
+        Target::for_attachment(&self.conf.network, self.req.env)
+    }
+}
+
+/// What an earlier step found; its absence means the steps ran out of order.
+fn need(found: &Option<Link>) -> Result<&Link, BridgeError> {
+    found.as_ref().ok_or_else(|| out_of_order("a link"))
+}
+
+fn out_of_order(what: &str) -> BridgeError {
+    BridgeError::Internal(format!("ADD step ran before {what} was known"))
+}
+
+fn missing(ifname: &str) -> BridgeError {
+    BridgeError::Container(container::ContainerError::Missing(ifname.to_owned()))
 }

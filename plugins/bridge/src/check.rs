@@ -1,88 +1,193 @@
-//! CHECK: compares the attachment with `prevResult` (REFERENCE §6.5), with
-//! two fixes: a configured route whose destination has host bits (CRI-O's
-//! `1100:200::1/24`) is compared by its network, and an L2-only network
-//! (no IPAM) does not fail for lack of an IPAM plugin. Masquerade is checked
-//! too when `ipMasq` is set.
+//! CHECK as a step list over one [`Inspect`] context, stopping at the first
+//! difference: the attachment is compared with `prevResult` as the
+//! reference does, with two fixes: a configured route whose destination has
+//! host bits (CRI-O's `1100:200::1/24`) is compared by its network, and an
+//! L2-only network (no IPAM) does not fail for lack of an IPAM plugin.
+//! Masquerade is checked too when `ipMasq` is set.
 
 use crate::config::{BridgeConfig, format_mac};
 use crate::error::BridgeError;
-use crate::masq;
-use crate::netlink::{Kernel, Link, is_bridge, is_veth};
-use cni_types::ipam;
-use cni_types::netns::Netns;
+use crate::firewall::{FirewallError, Target};
+use crate::netlink::{Link, is_bridge, is_veth};
+use crate::node::{HostNet, Node, PodNet};
+use crate::steps::{Step, run_until_failure};
+use cni_types::netns::NetnsError;
 use cni_types::result::{Interface, Result as CniResult};
 use cni_types::skel::Request;
 use ipnetwork::IpNetwork;
 
-/// Runs CHECK.
+/// The steps of CHECK, in order.
+pub fn steps<'n, 'r>() -> [Step<Inspect<'n, 'r>>; 8] {
+    [
+        Step {
+            name: "open the pod's namespace",
+            run: Inspect::open_namespace,
+        },
+        Step {
+            name: "check IPAM",
+            run: Inspect::check_ipam,
+        },
+        Step {
+            name: "read prevResult",
+            run: Inspect::read_previous,
+        },
+        Step {
+            name: "check the bridge",
+            run: Inspect::check_bridge,
+        },
+        Step {
+            name: "check the container interface",
+            run: Inspect::check_container_interface,
+        },
+        Step {
+            name: "check the host veth",
+            run: Inspect::check_host_veth,
+        },
+        Step {
+            name: "check addresses and routes",
+            run: Inspect::check_addressing,
+        },
+        Step {
+            name: "check masquerade",
+            run: Inspect::check_masquerade,
+        },
+    ]
+}
+
+/// The attachment being checked.
+pub struct Inspect<'n, 'r> {
+    node: Node<'n>,
+    conf: &'r BridgeConfig,
+    req: &'r Request<'r>,
+    pod: Option<Box<dyn PodNet + 'n>>,
+    previous: CniResult,
+    bridge: Option<Link>,
+    /// The container interface's entry in `previous.interfaces`, and the link.
+    container: Option<(usize, Link)>,
+}
+
+/// Runs CHECK on `node`.
 ///
 /// # Errors
 /// [`BridgeError::Check`] describing the first difference found.
-pub fn check(req: &Request<'_>) -> Result<(), BridgeError> {
-    let conf = BridgeConfig::from_json(req.stdin, &req.env.args)?;
-    let env = req.env;
-    let netns = Netns::open(&env.netns).map_err(|e| BridgeError::netns(&env.netns, e))?;
-    if let Some(ipam_type) = conf.ipam_type.as_deref() {
-        ipam::exec_check(env, ipam_type, req.stdin).map_err(BridgeError::Ipam)?;
-    }
-    let previous = req
-        .prev_result()
-        .map_err(|e| BridgeError::Check(e.msg))?
-        .ok_or_else(|| BridgeError::Check("Required prevResult missing".to_owned()))?;
-    let host = Kernel::connect()?;
-    let container = {
-        let _inside = netns
-            .enter()
-            .map_err(|e| BridgeError::netns(&env.netns, e))?;
-        Kernel::connect()?
+pub fn check(node: Node<'_>, req: &Request<'_>, conf: &BridgeConfig) -> Result<(), BridgeError> {
+    let mut inspect = Inspect {
+        node,
+        conf,
+        req,
+        pod: None,
+        previous: CniResult::default(),
+        bridge: None,
+        container: None,
     };
-
-    let bridge_entry = previous.interfaces.iter().find(|i| i.name == conf.bridge);
-    let bridge_entry = bridge_entry.ok_or_else(|| {
-        fail(format!(
-            "CNI created bridge {} in host namespace was not found",
-            conf.bridge
-        ))
-    })?;
-    let bridge = check_bridge(&host, &conf, bridge_entry)?;
-    let container_entry = previous
-        .interfaces
-        .iter()
-        .position(|i| i.name == env.ifname && i.sandbox == env.netns)
-        .ok_or_else(|| {
-            fail(format!(
-                "CNI created interface in container {} not found",
-                env.ifname
-            ))
-        })?;
-    let container_link = check_container_link(&container, &previous.interfaces[container_entry])?;
-    check_host_veth(&host, &previous, &container_link, &bridge)?;
-    check_addresses(&container, &previous, container_entry, &container_link)?;
-    check_routes(&container, &previous)?;
-    if conf.ip_masq {
-        check_masquerade(&conf, &env.container_id, &previous)?;
-    }
-    Ok(())
+    run_until_failure(&steps(), &mut inspect).map_err(|failed| failed.error)
 }
 
-/// Every family with an address must have the container's chain.
-fn check_masquerade(
-    conf: &BridgeConfig,
-    container_id: &str,
-    previous: &CniResult,
-) -> Result<(), BridgeError> {
-    let presence = masq::exists(&conf.network, container_id)?;
-    for ip in &previous.ips {
-        let family = masq::Family::of(&ip.address);
-        if !presence.get(family) {
-            return Err(fail(format!(
-                "masquerade chain {} for address {} not found",
-                masq::chain_name(&conf.network, container_id),
-                ip.address
-            )));
+impl<'n> Inspect<'n, '_> {
+    fn open_namespace(&mut self) -> Result<(), BridgeError> {
+        let path = &self.req.env.netns;
+        let pod = self.node.namespaces.open(path)?;
+        self.pod =
+            Some(pod.ok_or_else(|| BridgeError::netns(path, NetnsError::NotFound(path.into())))?);
+        Ok(())
+    }
+
+    fn check_ipam(&mut self) -> Result<(), BridgeError> {
+        match &self.conf.ipam_type {
+            Some(plugin) => self.node.ipam.check(plugin).map_err(BridgeError::Ipam),
+            None => Ok(()),
         }
     }
-    Ok(())
+
+    fn read_previous(&mut self) -> Result<(), BridgeError> {
+        self.previous = self
+            .req
+            .prev_result()
+            .map_err(|e| BridgeError::Check(e.msg))?
+            .ok_or_else(|| BridgeError::Check("Required prevResult missing".to_owned()))?;
+        Ok(())
+    }
+
+    fn check_bridge(&mut self) -> Result<(), BridgeError> {
+        let name = &self.conf.bridge;
+        let entry = self.previous.interfaces.iter().find(|i| &i.name == name);
+        let entry = entry.ok_or_else(|| {
+            fail(format!(
+                "CNI created bridge {name} in host namespace was not found"
+            ))
+        })?;
+        self.bridge = Some(check_bridge(self.node.host, self.conf, entry)?);
+        Ok(())
+    }
+
+    fn check_container_interface(&mut self) -> Result<(), BridgeError> {
+        let env = self.req.env;
+        let entry = self
+            .previous
+            .interfaces
+            .iter()
+            .position(|i| i.name == env.ifname && i.sandbox == env.netns)
+            .ok_or_else(|| {
+                fail(format!(
+                    "CNI created interface in container {} not found",
+                    env.ifname
+                ))
+            })?;
+        let link = check_container_link(self.pod()?, &self.previous.interfaces[entry])?;
+        self.container = Some((entry, link));
+        Ok(())
+    }
+
+    fn check_host_veth(&mut self) -> Result<(), BridgeError> {
+        let (_, container) = self.container()?;
+        let bridge = self
+            .bridge
+            .as_ref()
+            .ok_or_else(|| out_of_order("the bridge"))?;
+        check_host_veth(self.node.host, &self.previous, container, bridge)
+    }
+
+    fn check_addressing(&mut self) -> Result<(), BridgeError> {
+        let (entry, link) = self.container()?;
+        let pod = self.pod()?;
+        check_addresses(pod, &self.previous, *entry, link)?;
+        check_routes(pod, &self.previous)
+    }
+
+    /// Every family with an address must have the container's chain.
+    fn check_masquerade(&mut self) -> Result<(), BridgeError> {
+        if !self.conf.ip_masq {
+            return Ok(());
+        }
+        let env = self.req.env;
+        let target = Target {
+            addresses: self.previous.ips.iter().map(|ip| ip.address).collect(),
+            ..Target::for_attachment(&self.conf.network, env)
+        };
+        self.node
+            .masquerade
+            .check(&target)
+            .map_err(|err| match err {
+                FirewallError::Missing(what) => fail(what),
+                other => BridgeError::Masquerade(other),
+            })
+    }
+
+    fn pod(&self) -> Result<&(dyn PodNet + 'n), BridgeError> {
+        self.pod
+            .as_deref()
+            .ok_or_else(|| out_of_order("the pod's namespace"))
+    }
+
+    fn container(&self) -> Result<&(usize, Link), BridgeError> {
+        self.container
+            .as_ref()
+            .ok_or_else(|| out_of_order("the container interface"))
+    }
+}
+
+fn out_of_order(what: &str) -> BridgeError {
+    BridgeError::Internal(format!("CHECK step ran before {what} was known"))
 }
 
 fn fail(msg: String) -> BridgeError {
@@ -90,7 +195,7 @@ fn fail(msg: String) -> BridgeError {
 }
 
 fn check_bridge(
-    host: &Kernel,
+    host: &dyn HostNet,
     conf: &BridgeConfig,
     entry: &Interface,
 ) -> Result<Link, BridgeError> {
@@ -127,7 +232,7 @@ fn check_bridge(
     Ok(bridge)
 }
 
-fn check_container_link(container: &Kernel, entry: &Interface) -> Result<Link, BridgeError> {
+fn check_container_link(container: &dyn PodNet, entry: &Interface) -> Result<Link, BridgeError> {
     let link = container.link_by_name(&entry.name)?.ok_or_else(|| {
         fail(format!(
             "CNI created interface in container {} not found",
@@ -151,7 +256,7 @@ fn check_container_link(container: &Kernel, entry: &Interface) -> Result<Link, B
 }
 
 fn check_host_veth(
-    host: &Kernel,
+    host: &dyn HostNet,
     previous: &CniResult,
     container: &Link,
     bridge: &Link,
@@ -185,7 +290,7 @@ fn check_host_veth(
 }
 
 fn check_addresses(
-    container: &Kernel,
+    container: &dyn PodNet,
     previous: &CniResult,
     entry: usize,
     link: &Link,
@@ -215,7 +320,7 @@ fn check_addresses(
     Ok(())
 }
 
-fn check_routes(container: &Kernel, previous: &CniResult) -> Result<(), BridgeError> {
+fn check_routes(container: &dyn PodNet, previous: &CniResult) -> Result<(), BridgeError> {
     let (routes_v4, routes_v6) = (container.routes(true)?, container.routes(false)?);
     for route in &previous.routes {
         let routes = if route.dst.is_ipv4() {

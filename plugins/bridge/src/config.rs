@@ -2,7 +2,7 @@
 //! the reference plugin's messages. The requested container MAC is resolved
 //! here from its three sources.
 
-use crate::masq::Family;
+use crate::firewall::Family;
 use cni_types::result::Dns;
 use cni_types::{CniArgs, CniError, ErrorCode};
 use serde::Deserialize;

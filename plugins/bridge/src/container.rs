@@ -1,12 +1,9 @@
 //! The container side: sysctls, addresses, link state and routes inside the
-//! container's namespace. Netlink requests go over a connection opened in
-//! that namespace; sysctls are written while the thread is briefly inside it
-//! (`/proc/sys/net` follows the calling thread's namespace).
+//! container's namespace, through its [`PodNet`].
 
 use crate::gateway::CONTAINER_INTERFACE;
-use crate::netlink::{Kernel, Link, NetlinkError};
-use crate::sysctl::NetSysctls;
-use cni_types::netns::{Netns, NetnsError};
+use crate::netlink::{Link, NetlinkError};
+use crate::node::PodNet;
 use cni_types::result::Result as CniResult;
 use ipnetwork::IpNetwork;
 use std::net::IpAddr;
@@ -14,9 +11,6 @@ use std::net::IpAddr;
 /// Why configuring the container side failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
-    /// Entering the namespace failed.
-    #[error(transparent)]
-    Netns(#[from] NetnsError),
     /// A netlink request failed.
     #[error(transparent)]
     Netlink(#[from] NetlinkError),
@@ -48,38 +42,25 @@ pub enum ContainerError {
 /// [`ContainerError`]; sysctl failures themselves are ignored, as the
 /// reference does.
 pub fn bring_up_unaddressed(
-    netns: &Netns,
-    container: &Kernel,
-    sysctls: &NetSysctls,
+    pod: &dyn PodNet,
     ifname: &str,
     enable_dad: bool,
 ) -> Result<Link, ContainerError> {
-    {
-        let _inside = netns.enter()?;
-        if enable_dad {
-            let _ = sysctls.ensure(&format!("net/ipv6/conf/{ifname}/enhanced_dad"), "1");
-            let _ = sysctls.ensure(&format!("net/ipv6/conf/{ifname}/accept_dad"), "1");
-        } else {
-            let _ = sysctls.ensure(&format!("net/ipv6/conf/{ifname}/accept_dad"), "0");
-        }
+    let dad = format!("net/ipv6/conf/{ifname}/accept_dad");
+    if enable_dad {
+        let _ = pod.sysctl(&format!("net/ipv6/conf/{ifname}/enhanced_dad"), "1");
+        let _ = pod.sysctl(&dad, "1");
+    } else {
+        let _ = pod.sysctl(&dad, "0");
     }
-    bring_up(container, ifname)
+    bring_up(pod, ifname)
 }
 
 /// Makes sure IPv6 is enabled on `lo` and `ifname` before an IPv6 address
 /// goes on (errors ignored, as the reference does).
-///
-/// # Errors
-/// [`ContainerError::Netns`] when the namespace cannot be entered.
-pub fn enable_ipv6(
-    netns: &Netns,
-    sysctls: &NetSysctls,
-    ifname: &str,
-) -> Result<(), ContainerError> {
-    let _inside = netns.enter()?;
-    let _ = sysctls.ensure("net/ipv6/conf/lo/disable_ipv6", "0");
-    let _ = sysctls.ensure(&format!("net/ipv6/conf/{ifname}/disable_ipv6"), "0");
-    Ok(())
+pub fn enable_ipv6(pod: &dyn PodNet, ifname: &str) {
+    let _ = pod.sysctl("net/ipv6/conf/lo/disable_ipv6", "0");
+    let _ = pod.sysctl(&format!("net/ipv6/conf/{ifname}/disable_ipv6"), "0");
 }
 
 /// Sets `arp_notify` on the (up) interface `link` (through netlink; failures
@@ -90,7 +71,7 @@ pub fn enable_ipv6(
 /// # Errors
 /// [`ContainerError`].
 pub fn configure(
-    container: &Kernel,
+    container: &dyn PodNet,
     link: &Link,
     result: &CniResult,
 ) -> Result<Link, ContainerError> {
@@ -135,7 +116,7 @@ pub fn configure(
 ///
 /// # Errors
 /// [`ContainerError`].
-pub fn bring_up(container: &Kernel, ifname: &str) -> Result<Link, ContainerError> {
+pub fn bring_up(container: &dyn PodNet, ifname: &str) -> Result<Link, ContainerError> {
     let link = container
         .link_by_name(ifname)?
         .ok_or_else(|| ContainerError::Missing(ifname.to_owned()))?;
@@ -147,7 +128,10 @@ pub fn bring_up(container: &Kernel, ifname: &str) -> Result<Link, ContainerError
 ///
 /// # Errors
 /// [`ContainerError::Netlink`].
-pub fn global_addresses(container: &Kernel, link: &Link) -> Result<Vec<IpNetwork>, ContainerError> {
+pub fn global_addresses(
+    container: &dyn PodNet,
+    link: &Link,
+) -> Result<Vec<IpNetwork>, ContainerError> {
     Ok(container
         .addresses(link.index)?
         .into_iter()

@@ -2,10 +2,9 @@
 
 use crate::config::ConfigError;
 use crate::container::ContainerError;
+use crate::firewall::FirewallError;
 use crate::gateway::GatewayError;
 use crate::link::LinkError;
-use crate::macspoof::MacSpoofError;
-use crate::masq::MasqError;
 use crate::netlink::NetlinkError;
 use cni_types::netns::NetnsError;
 use cni_types::{CniError, ErrorCode};
@@ -39,22 +38,22 @@ pub enum BridgeError {
     /// A gateway step failed.
     #[error(transparent)]
     Gateway(#[from] GatewayError),
-    /// Masquerade setup or teardown failed.
+    /// Masquerade setup, teardown or listing failed.
     #[error(transparent)]
-    Masq(#[from] MasqError),
+    Masquerade(FirewallError),
     /// ADD could not set up the MAC spoof check.
     #[error("failed to setup spoof-check: {0}")]
-    MacSpoofSetup(MacSpoofError),
+    MacSpoofSetup(FirewallError),
     /// DEL could not remove the MAC spoof check.
     #[error("failed to teardown spoof-check: {0}")]
-    MacSpoofTeardown(MacSpoofError),
+    MacSpoofTeardown(FirewallError),
     /// Another netlink request failed.
     #[error(transparent)]
     Netlink(#[from] NetlinkError),
     /// STATUS: the plugin cannot service ADD (code 50).
     #[error("{0}")]
     Unavailable(String),
-    /// A worker thread died.
+    /// A step found the steps out of order.
     #[error("{0}")]
     Internal(String),
     /// CHECK found a difference.
@@ -71,8 +70,9 @@ pub enum BridgeError {
 }
 
 impl BridgeError {
-    /// Wraps a namespace error with the netns path, except "not found",
-    /// which reads as the reference's Statfs message on its own.
+    /// Wraps a namespace error with the netns path ("not found" becomes the
+    /// reference's Statfs message on its own, see the conversion to
+    /// [`CniError`]).
     pub fn netns(path: &str, source: NetnsError) -> BridgeError {
         BridgeError::Netns {
             path: path.to_owned(),

@@ -2,8 +2,9 @@
 //! `isDefaultGateway`, and the gateway addresses put on the bridge.
 
 use crate::config::BridgeConfig;
-use crate::netlink::{Kernel, Link, NetlinkError};
-use crate::sysctl::{NetSysctls, SysctlError};
+use crate::netlink::{Link, NetlinkError};
+use crate::node::HostNet;
+use crate::sysctl::SysctlError;
 use cni_types::result::{Result as CniResult, Route};
 use ipnetwork::IpNetwork;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -83,8 +84,7 @@ pub fn apply_gateways(result: &mut CniResult, conf: &BridgeConfig) -> Vec<IpNetw
 /// # Errors
 /// [`GatewayError`].
 pub fn configure_bridge(
-    host: &Kernel,
-    sysctls: &NetSysctls,
+    host: &dyn HostNet,
     bridge: &Link,
     conf: &BridgeConfig,
     gateways: &[IpNetwork],
@@ -93,10 +93,10 @@ pub fn configure_bridge(
         ensure_address(host, bridge, conf, *gateway)?;
     }
     if gateways.iter().any(IpNetwork::is_ipv4) {
-        sysctls.ensure("net/ipv4/ip_forward", "1")?;
+        host.sysctl("net/ipv4/ip_forward", "1")?;
     }
     if gateways.iter().any(IpNetwork::is_ipv6) {
-        sysctls.ensure("net/ipv6/conf/all/forwarding", "1")?;
+        host.sysctl("net/ipv6/conf/all/forwarding", "1")?;
     }
     Ok(())
 }
@@ -104,7 +104,7 @@ pub fn configure_bridge(
 /// Adds `wanted` to the bridge unless it is there. Another IPv4 address, or
 /// an overlapping IPv6 one, is a conflict (deleted with `forceAddress`).
 fn ensure_address(
-    host: &Kernel,
+    host: &dyn HostNet,
     bridge: &Link,
     conf: &BridgeConfig,
     wanted: IpNetwork,

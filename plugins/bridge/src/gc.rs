@@ -11,35 +11,39 @@
 
 use crate::config::BridgeConfig;
 use crate::error::BridgeError;
-use crate::masq;
-use cni_types::ipam;
+use crate::firewall::Target;
+use crate::node::Node;
 use cni_types::skel::Request;
 
-/// Runs GC.
+/// Runs GC on `node`.
 ///
 /// # Errors
 /// [`BridgeError`] naming the first failure; the other steps still run.
-pub fn gc(req: &Request<'_>) -> Result<(), BridgeError> {
-    let conf = BridgeConfig::from_json(req.stdin, "")?;
+pub fn gc(node: Node<'_>, req: &Request<'_>, conf: &BridgeConfig) -> Result<(), BridgeError> {
     let Some(valid) = req.config.valid_attachments.as_ref() else {
         return Ok(());
     };
     let mut failures: Vec<BridgeError> = Vec::new();
-    match masq::attached_containers(&conf.network) {
+    match node.masquerade.attached(&conf.network) {
         Ok(ids) => {
-            for id in ids
-                .iter()
-                .filter(|id| !valid.iter().any(|a| &a.container_id == *id))
-            {
-                if let Err(err) = masq::teardown(&conf.network, id, &[]) {
-                    failures.push(err.into());
+            let stale = ids
+                .into_iter()
+                .filter(|id| !valid.iter().any(|a| &a.container_id == id));
+            for container_id in stale {
+                let target = Target {
+                    network: conf.network.clone(),
+                    container_id,
+                    ..Target::default()
+                };
+                if let Err(err) = node.masquerade.start_teardown(&target).finish() {
+                    failures.push(BridgeError::Masquerade(err));
                 }
             }
         }
-        Err(err) => failures.push(err.into()),
+        Err(err) => failures.push(BridgeError::Masquerade(err)),
     }
-    if let Some(ipam_type) = conf.ipam_type.as_deref()
-        && let Err(err) = ipam::exec_gc(req.env, ipam_type, req.stdin)
+    if let Some(plugin) = conf.ipam_type.as_deref()
+        && let Err(err) = node.ipam.gc(plugin)
     {
         failures.push(BridgeError::Ipam(err));
     }

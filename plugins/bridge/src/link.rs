@@ -2,11 +2,10 @@
 //! container end is created directly inside the container's namespace.
 
 use crate::config::BridgeConfig;
-use crate::netlink::{Kernel, Link, NetlinkError, is_bridge};
-use crate::sysctl::NetSysctls;
+use crate::netlink::{Link, NetlinkError, is_bridge};
+use crate::node::{HostNet, PodNet, PortFlags, VethSpec};
 use sha2::{Digest, Sha512};
 use std::io::Read;
-use std::os::fd::RawFd;
 
 /// How many host veth names are tried before giving up, as the reference.
 const VETH_NAME_ATTEMPTS: usize = 10;
@@ -54,7 +53,7 @@ pub enum LinkError {
 ///
 /// # Errors
 /// [`LinkError::Bridge`].
-pub fn ensure_bridge(host: &Kernel, conf: &BridgeConfig) -> Result<Link, LinkError> {
+pub fn ensure_bridge(host: &dyn HostNet, conf: &BridgeConfig) -> Result<Link, LinkError> {
     let failed = |reason: String| LinkError::Bridge {
         bridge: conf.bridge.clone(),
         reason,
@@ -94,33 +93,35 @@ pub fn ensure_bridge(host: &Kernel, conf: &BridgeConfig) -> Result<Link, LinkErr
 }
 
 /// Creates the veth pair: the host end named `veth` + 8 hex characters, the
-/// container end named `ifname` inside the namespace behind `netns_fd`.
-/// The first host name is derived from the attachment (so operators can
-/// tell which pod a veth serves); on a collision random names are tried.
-/// Returns the host end.
+/// container end named `ifname` inside `pod`'s namespace. The first host
+/// name is derived from the attachment (so operators can tell which pod a
+/// veth serves); on a collision random names are tried. Returns the host
+/// end's name.
 ///
 /// # Errors
 /// [`LinkError::ContainerNameTaken`], [`LinkError::NoUniqueName`] or
 /// [`LinkError::Veth`].
 pub fn create_veth(
-    host: &Kernel,
+    host: &dyn HostNet,
     conf: &BridgeConfig,
     attachment: &str,
     ifname: &str,
-    netns_fd: RawFd,
-) -> Result<Link, LinkError> {
+    pod: &dyn PodNet,
+) -> Result<String, LinkError> {
     for attempt in 0..VETH_NAME_ATTEMPTS {
         let name = if attempt == 0 {
             derived_veth_name(attachment)
         } else {
             random_veth_name()?
         };
-        match host.create_veth(&name, ifname, netns_fd, conf.mtu, conf.mac) {
-            Ok(()) => {
-                return host
-                    .link_by_name(&name)?
-                    .ok_or_else(|| LinkError::Veth(not_found_after_create(&name)));
-            }
+        let spec = VethSpec {
+            host: &name,
+            peer: ifname,
+            mtu: conf.mtu,
+            peer_mac: conf.mac,
+        };
+        match host.create_veth(&spec, pod) {
+            Ok(()) => return Ok(name),
             Err(err) if err.is_exists() => {
                 if host.link_by_name(&name)?.is_none() {
                     return Err(LinkError::ContainerNameTaken(ifname.to_owned()));
@@ -132,16 +133,22 @@ pub fn create_veth(
     Err(LinkError::NoUniqueName)
 }
 
+/// The host end of a veth pair just created as `name`.
+///
+/// # Errors
+/// [`LinkError::Veth`] when it is not there, [`LinkError::Netlink`] when it
+/// cannot be looked up.
+pub fn find_created(host: &dyn HostNet, name: &str) -> Result<Link, LinkError> {
+    host.link_by_name(name)?
+        .ok_or_else(|| LinkError::Veth(not_found_after_create(name)))
+}
+
 /// Sets `accept_ra=0` on the bridge and on the host veth (errors ignored, as
 /// the reference: IPv6 may be disabled). ADD does this last, while the
 /// iptables batches run, as the steps before IPAM returns are short of CPU.
-/// The host's `net/ipv6` directory, whose lookup grows with every namespace
-/// that has resolved it through the host's `/proc` (ours no longer do, others
-/// may), is resolved once for this and [`bring_up_host_end`] (see
-/// [`NetSysctls`]).
-pub fn refuse_router_advertisements(sysctls: &NetSysctls, bridge: &str, veth: &str) {
-    let _ = sysctls.ensure(&format!("net/ipv6/conf/{bridge}/accept_ra"), "0");
-    let _ = sysctls.ensure(&format!("net/ipv6/conf/{veth}/accept_ra"), "0");
+pub fn refuse_router_advertisements(host: &dyn HostNet, bridge: &str, veth: &str) {
+    let _ = host.sysctl(&format!("net/ipv6/conf/{bridge}/accept_ra"), "0");
+    let _ = host.sysctl(&format!("net/ipv6/conf/{veth}/accept_ra"), "0");
 }
 
 /// Sets the host veth up (not yet a bridge port) with IPv6 off: first
@@ -153,18 +160,13 @@ pub fn refuse_router_advertisements(sysctls: &NetSysctls, bridge: &str, veth: &s
 /// the host's local table and an `fe80::/64` one: one per pod at the same
 /// prefix, which the kernel walks on every route added or removed there and
 /// on every multicast route lookup (see the README's "Differences from the
-/// reference"). `disable_ipv6` saved 0.8–2 ms per ADD at 500 pods in
-/// hand-run series.
+/// reference" and `docs/performance.md`).
 ///
 /// # Errors
 /// [`LinkError::Netlink`] when the veth cannot be set up.
-pub fn bring_up_host_end(
-    host: &Kernel,
-    sysctls: &NetSysctls,
-    veth: &Link,
-) -> Result<(), LinkError> {
+pub fn bring_up_host_end(host: &dyn HostNet, veth: &Link) -> Result<(), LinkError> {
     let _ = host.set_no_ipv6_link_local(veth.index, &veth.name);
-    let _ = sysctls.ensure(&format!("net/ipv6/conf/{}/disable_ipv6", veth.name), "1");
+    let _ = host.sysctl(&format!("net/ipv6/conf/{}/disable_ipv6", veth.name), "1");
     host.set_up(veth.index, &veth.name)?;
     Ok(())
 }
@@ -179,7 +181,7 @@ pub fn bring_up_host_end(
 /// # Errors
 /// [`LinkError::Connect`] or [`LinkError::Netlink`].
 pub fn attach_to_bridge(
-    host: &Kernel,
+    host: &dyn HostNet,
     conf: &BridgeConfig,
     veth: &Link,
     bridge: &Link,
@@ -190,12 +192,11 @@ pub fn attach_to_bridge(
             bridge: conf.bridge.clone(),
             source,
         })?;
-    host.set_port_flags(
-        veth.index,
-        &veth.name,
-        conf.hairpin_mode,
-        conf.port_isolation,
-    )?;
+    let flags = PortFlags {
+        hairpin: conf.hairpin_mode,
+        isolated: conf.port_isolation,
+    };
+    host.set_port_flags(veth.index, &veth.name, flags)?;
     if conf.uses_vlans() {
         if !conf.preserve_default_vlan {
             host.del_port_vlan(veth.index, &veth.name, 1)?;

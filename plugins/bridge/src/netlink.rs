@@ -2,6 +2,7 @@
 //! a pair of netlink sockets bound to the network namespace of the thread
 //! that opened them (setns is per thread).
 
+use crate::node::{PortFlags, VethSpec};
 use cni_netlink::Socket;
 use cni_netlink::addr::{self, AddressRequest};
 use cni_netlink::link::{self, Ipv4Conf, LinkRequest};
@@ -171,30 +172,26 @@ impl Kernel {
             .map_err(|err| NetlinkError::new(format!("create bridge \"{name}\""), err))
     }
 
-    /// Creates a veth pair whose `peer` end is created directly inside the
+    /// Creates a veth pair whose peer end is created directly inside the
     /// namespace `peer_netns`, with the given MTU and peer MAC.
     ///
     /// # Errors
     /// [`NetlinkError`]; EEXIST when either name is taken.
-    pub fn create_veth(
-        &self,
-        host: &str,
-        peer: &str,
-        peer_netns: RawFd,
-        mtu: Option<u32>,
-        peer_mac: Option<[u8; 6]>,
-    ) -> Result<(), NetlinkError> {
-        let mut peer_request = LinkRequest::new().name(peer).netns_fd(peer_netns);
-        let mut request = LinkRequest::new().name(host);
-        if let Some(mtu) = mtu {
+    pub fn create_veth(&self, veth: &VethSpec<'_>, peer_netns: RawFd) -> Result<(), NetlinkError> {
+        let mut peer_request = LinkRequest::new().name(veth.peer).netns_fd(peer_netns);
+        let mut request = LinkRequest::new().name(veth.host);
+        if let Some(mtu) = veth.mtu {
             peer_request = peer_request.mtu(mtu);
             request = request.mtu(mtu);
         }
-        if let Some(mac) = peer_mac {
+        if let Some(mac) = veth.peer_mac {
             peer_request = peer_request.mac(&mac);
         }
         link::create(&self.socket, &request.veth(&peer_request)).map_err(|err| {
-            NetlinkError::new(format!("create veth pair \"{host}\"/\"{peer}\""), err)
+            NetlinkError::new(
+                format!("create veth pair \"{}\"/\"{}\"", veth.host, veth.peer),
+                err,
+            )
         })
     }
 
@@ -280,12 +277,11 @@ impl Kernel {
         &self,
         index: u32,
         name: &str,
-        hairpin: bool,
-        isolated: bool,
+        flags: PortFlags,
     ) -> Result<(), NetlinkError> {
         link::set(
             &self.socket,
-            &LinkRequest::index(index).bridge_port(hairpin, isolated),
+            &LinkRequest::index(index).bridge_port(flags.hairpin, flags.isolated),
         )
         .map_err(|err| NetlinkError::new(format!("set bridge port flags of \"{name}\""), err))
     }

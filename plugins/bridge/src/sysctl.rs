@@ -8,10 +8,11 @@
 //! all in one dentry hash chain that every later lookup walks (about 0.5 ms
 //! at 500 pods, host or container; the entries below are per namespace and
 //! cheap). [`NetSysctls`] therefore resolves each of the two directories once
-//! and opens keys relative to it, and [`NetSysctls::private`] (used for
-//! containers) resolves them in a procfs instance of its own, so a pod's
-//! entries go away with the process instead of lengthening the host's chain.
+//! and opens keys relative to it, and [`NetSysctls::pod`] resolves them in
+//! a procfs instance of its own, so a pod's entries go away with the process
+//! instead of lengthening the host's chain.
 
+use cni_types::netns::Netns;
 use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::Mode;
 use std::cell::OnceCell;
@@ -20,6 +21,7 @@ use std::io::{self, Read};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::PathBuf;
+use std::rc::Rc;
 
 /// A failed sysctl access.
 #[derive(Debug, thiserror::Error)]
@@ -37,31 +39,39 @@ fn path(key: &str) -> PathBuf {
 
 /// The sysctl directories `net/ipv4` and `net/ipv6` of one network
 /// namespace, each resolved on first use and then used for every key below
-/// it.
-///
-/// Create and use it on one thread while that thread is in the
-/// namespace the values belong to: `/proc/sys` entries are resolved for the
-/// calling thread's namespace.
-#[derive(Debug, Default)]
+/// it. Which namespace is fixed when it is made: [`NetSysctls::host`] for the
+/// calling thread's (the host's, as the plugin's main thread never stays in
+/// another), [`NetSysctls::pod`] for a pod's, which every access enters.
+#[derive(Debug)]
 pub struct NetSysctls {
     ipv4: OnceCell<Option<File>>,
     ipv6: OnceCell<Option<File>>,
-    /// Resolve the directories in a private procfs instance.
-    private: bool,
+    /// The pod's namespace, entered for every access; `None` for the host.
+    pod: Option<Rc<Netns>>,
 }
 
 impl NetSysctls {
-    /// Like [`NetSysctls::default`], but the directories are resolved in a
+    /// The calling thread's namespace, through the host's `/proc`. Make it
+    /// on the thread that uses it, outside any other namespace.
+    pub fn host() -> NetSysctls {
+        NetSysctls {
+            ipv4: OnceCell::new(),
+            ipv6: OnceCell::new(),
+            pod: None,
+        }
+    }
+
+    /// A pod's namespace. Its directories are resolved inside `netns` in a
     /// procfs instance of this process's own: a detached mount (`fsopen`,
     /// `fsmount`) that no path reaches and that ends with its last open file.
-    /// The dentries a lookup creates then live in that instance, not among the
-    /// host's `/proc` entries, which every pod would otherwise lengthen. Where
-    /// the kernel refuses one (before Linux 5.2, or a policy denies it), the
-    /// host's `/proc` is used.
-    pub fn private() -> NetSysctls {
+    /// The dentries a lookup creates then live in that instance, not among
+    /// the host's `/proc` entries, which every pod would otherwise lengthen.
+    /// Where the kernel refuses one (before Linux 5.2, or a policy denies it),
+    /// the host's `/proc` is used.
+    pub fn pod(netns: Rc<Netns>) -> NetSysctls {
         NetSysctls {
-            private: true,
-            ..NetSysctls::default()
+            pod: Some(netns),
+            ..NetSysctls::host()
         }
     }
 
@@ -74,7 +84,7 @@ impl NetSysctls {
             Family::V6 => (&self.ipv6, "net/ipv6"),
         };
         cell.get_or_init(|| {
-            if self.private
+            if self.pod.is_some()
                 && let Ok(proc) = private_proc()
                 && let Ok(dir) = openat(
                     &proc,
@@ -103,8 +113,16 @@ impl NetSysctls {
     /// already holds `value`.
     ///
     /// # Errors
-    /// [`SysctlError`] when the key cannot be read or written.
+    /// [`SysctlError`] when the key cannot be read or written, or the pod's
+    /// namespace cannot be entered.
     pub fn ensure(&self, key: &str, value: &str) -> Result<(), SysctlError> {
+        let _inside = match &self.pod {
+            Some(netns) => Some(netns.enter().map_err(|err| SysctlError {
+                key: key.to_owned(),
+                source: io::Error::other(err.to_string()),
+            })?),
+            None => None,
+        };
         let below = split_family(key).and_then(|(family, rest)| Some((self.dir(family)?, rest)));
         match below {
             Some((dir, rest)) => ensure_with(key, value, |write| {
@@ -227,7 +245,7 @@ mod tests {
 
     #[test]
     fn relative_and_full_path_reads_agree() {
-        let sysctls = NetSysctls::default();
+        let sysctls = NetSysctls::host();
         ensure_current_net_values(&sysctls);
         let current = std::fs::read_to_string(path("kernel/ostype")).unwrap();
         sysctls.ensure("kernel/ostype", current.trim()).unwrap();
@@ -235,8 +253,18 @@ mod tests {
 
     #[test]
     fn a_private_instance_resolves_the_same_keys() {
-        // A procfs mount needs root; elsewhere this exercises the fallback.
-        let private = NetSysctls::private();
+        // As root: a private procfs instance inside our own namespace.
+        let own = Netns::open("/proc/self/ns/net").unwrap();
+        let can_enter = own.enter().is_ok();
+        let private = NetSysctls::pod(Rc::new(own));
+        if !can_enter {
+            // Entering even our own namespace needs CAP_SYS_ADMIN: every
+            // access then fails, naming the key and the namespace.
+            let err = private.ensure("net/ipv4/ip_forward", "1").unwrap_err();
+            assert_eq!(err.key, "net/ipv4/ip_forward");
+            assert!(err.source.to_string().contains("failed to enter netns"));
+            return;
+        }
         ensure_current_net_values(&private);
         let err = private
             .ensure("net/ipv6/conf/no-such-if0/accept_dad", "0")
@@ -246,7 +274,7 @@ mod tests {
 
     #[test]
     fn a_missing_key_fails_with_its_name() {
-        let sysctls = NetSysctls::default();
+        let sysctls = NetSysctls::host();
         for key in ["net/ipv4/conf/no-such-if0/arp_notify", "net/nope/x"] {
             let err = sysctls.ensure(key, "1").unwrap_err();
             assert_eq!(err.key, key);

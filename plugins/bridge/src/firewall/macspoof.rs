@@ -1,4 +1,5 @@
-//! MAC spoof check for the bridge plugin (`macspoofchk`, REFERENCE §6.2 step 6 and §6.4).
+//! MAC spoof check for the bridge plugin (`macspoofchk`): frames entering the bridge
+//! from the container's veth must carry the container interface's MAC.
 //!
 //! The objects are the reference plugin's, in the nftables **bridge** family:
 //!
@@ -22,16 +23,16 @@
 //! base chain are shared by every attachment and never removed.
 //!
 //! Every change is one atomic `nft -j -f -` transaction with a JSON batch on stdin (JSON
-//! needs no quoting of names), like [`crate::masq`] runs one `iptables-restore` batch.
+//! needs no quoting of names), like [`super::masq`] runs one `iptables-restore` batch.
 //! `nft` is looked up in `PATH`, as the reference does. A first ADD costs one process; a
 //! repeated ADD and every DEL list the table first (`nft -j list table bridge nat`) to find
 //! the handles of the `PREROUTING` rules, which nftables deletes only by handle.
 
 use serde_json::{Value, json};
-use std::io;
-use std::process::{Command, ExitStatus, Output, Stdio};
 
-use crate::helper::{self, RunError};
+use super::helper::{Helper, on_path};
+use super::{Firewall, FirewallError, PendingChange, Target};
+use crate::pending::Pending;
 
 /// The nftables program.
 const NFT: &str = "nft";
@@ -44,51 +45,29 @@ const BASE_CHAIN: &str = "PREROUTING";
 /// The base chain's priority (`dstnat` in the bridge family).
 const PRIORITY: i32 = -300;
 /// How a batch is applied.
-const APPLY: &str = "nft -j -f -";
+const APPLY: Helper = Helper {
+    program: NFT,
+    args: &["-j", "-f", "-"],
+    family: None,
+    label: "nft -j -f -",
+};
 /// How the table is listed.
-const LIST: &str = "nft -j list table bridge nat";
+const LIST: Helper = Helper {
+    program: NFT,
+    args: &["-j", "list", "table", FAMILY, TABLE],
+    family: None,
+    label: "nft -j list table bridge nat",
+};
 
-/// An error from managing the MAC spoof check.
-#[derive(Debug, thiserror::Error)]
-pub enum MacSpoofError {
-    /// `nft` is not in `PATH`.
-    #[error("{NFT} not found in PATH")]
-    NotFound,
-    /// `nft` could not be started or talked to.
-    #[error("run {command}: {source}")]
-    Io {
-        /// The command line.
-        command: &'static str,
-        /// The underlying I/O error.
-        #[source]
-        source: io::Error,
-    },
-    /// `nft` ran and failed.
-    #[error("{command} failed: {status}: {stderr}")]
-    Failed {
-        /// The command line.
-        command: &'static str,
-        /// How it ended, e.g. `exit status 1`.
-        status: String,
-        /// Its stderr, on one line.
-        stderr: String,
-    },
-    /// `nft -j list` printed something that is not its JSON.
-    #[error("{LIST} printed invalid JSON: {0}")]
-    Listing(#[from] serde_json::Error),
-}
-
-impl MacSpoofError {
-    /// Whether `nft` says the table does not exist (or the kernel has no bridge family,
-    /// where it cannot exist either): nothing of ours can be there.
-    fn is_absent(&self) -> bool {
-        match self {
-            MacSpoofError::NotFound => true,
-            MacSpoofError::Failed { stderr, .. } => {
-                stderr.contains("No such file or directory") || stderr.contains("not supported")
-            }
-            _ => false,
+/// Whether `nft` says the table does not exist (or the kernel has no bridge
+/// family, where it cannot exist either): nothing of ours can be there.
+fn is_absent(err: &FirewallError) -> bool {
+    match err {
+        FirewallError::NotFound { .. } => true,
+        FirewallError::Failed { stderr, .. } => {
+            stderr.contains("No such file or directory") || stderr.contains("not supported")
         }
+        _ => false,
     }
 }
 
@@ -248,67 +227,26 @@ fn teardown_batch(names: &Names, listing: &Listing) -> Option<String> {
     (!commands.is_empty()).then(|| batch(commands))
 }
 
-/// Describes how a process ended: `exit status 1`, or the signal.
-fn describe_status(status: ExitStatus) -> String {
-    match status.code() {
-        Some(code) => format!("exit status {code}"),
-        None => status.to_string(),
-    }
-}
-
-/// Maps a spawn error, telling a missing `nft` apart.
-fn spawn_error(command: &'static str, source: io::Error) -> MacSpoofError {
-    if source.kind() == io::ErrorKind::NotFound {
-        MacSpoofError::NotFound
-    } else {
-        MacSpoofError::Io { command, source }
-    }
-}
-
-/// Turns a finished process into `Ok(stdout)` or a [`MacSpoofError::Failed`].
-fn check(command: &'static str, output: Output) -> Result<String, MacSpoofError> {
-    if output.status.success() {
-        return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
-    }
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    Err(MacSpoofError::Failed {
-        command,
-        status: describe_status(output.status),
-        stderr: stderr
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect::<Vec<_>>()
-            .join(" "),
-    })
-}
-
 /// Applies one batch atomically: either every command applies or none does.
-fn apply(batch: &str) -> Result<(), MacSpoofError> {
-    let io_error = |source| MacSpoofError::Io {
-        command: APPLY,
-        source,
-    };
-    let output =
-        helper::run_with_stdin(NFT, &["-j", "-f", "-"], batch.as_bytes()).map_err(|e| match e {
-            RunError::Spawn(e) => spawn_error(APPLY, e),
-            RunError::Io(e) => io_error(e),
-        })?;
-    check(APPLY, output).map(drop)
+fn apply(batch: &str) -> Result<(), FirewallError> {
+    APPLY.run(batch.as_bytes()).map(drop)
 }
 
 /// Lists the table as JSON. Read-only.
-fn list() -> Result<String, MacSpoofError> {
-    let output = Command::new(NFT)
-        .args(["-j", "list", "table", FAMILY, TABLE])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| spawn_error(LIST, e))?;
-    check(LIST, output)
+fn list() -> Result<String, FirewallError> {
+    LIST.read()
+}
+
+/// Parses a listing, naming the command when it is not JSON.
+fn read_listing(text: &str, names: &Names) -> Result<Listing, FirewallError> {
+    parse_listing(text, names).map_err(|source| FirewallError::Listing {
+        command: LIST.label,
+        source,
+    })
 }
 
 /// Lets only frames with source `mac` in from `host_veth`, the bridge port of the
-/// attachment `container_id`/`ifname` (REFERENCE §6.2 step 6).
+/// attachment `container_id`/`ifname`.
 ///
 /// Creates the table and base chain unless they exist, the attachment's two chains and
 /// its four rules. Calling it again for the same attachment replaces its base-chain
@@ -316,26 +254,26 @@ fn list() -> Result<String, MacSpoofError> {
 ///
 /// # Errors
 ///
-/// [`MacSpoofError`] when `nft` is missing, or a batch fails (for example because the
+/// [`FirewallError`] when `nft` is missing, or a batch fails (for example because the
 /// kernel has no bridge-family nf_tables). Each batch is atomic: a failure changes nothing.
 pub fn setup(
     container_id: &str,
     ifname: &str,
     host_veth: &str,
     mac: &str,
-) -> Result<(), MacSpoofError> {
+) -> Result<(), FirewallError> {
     let names = Names::new(container_id, ifname);
     match apply(&create_batch(&names, host_veth, mac)) {
-        Err(MacSpoofError::NotFound) => Err(MacSpoofError::NotFound),
+        Err(missing) if missing.is_not_found() => Err(missing),
         Err(first) => {
             // Why the create failed decides: no table at all means the batch itself
             // was refused, which is the error to report.
             let text = match list() {
                 Ok(text) => text,
-                Err(e) if e.is_absent() => return Err(first),
+                Err(e) if is_absent(&e) => return Err(first),
                 Err(e) => return Err(e),
             };
-            let listing = parse_listing(&text, &names)?;
+            let listing = read_listing(&text, &names)?;
             apply(&rewrite_batch(&names, host_veth, mac, &listing.base_rules))
         }
         Ok(()) => Ok(()),
@@ -343,28 +281,70 @@ pub fn setup(
 }
 
 /// Removes the attachment's base-chain rules (found by their comment) and both of its
-/// chains (REFERENCE §6.4). Idempotent: nothing there (no table, no `nft`) is `Ok`.
+/// chains. Idempotent: nothing there (no table, no `nft`) is `Ok`.
 /// The table and the base chain stay.
 ///
 /// # Errors
 ///
-/// [`MacSpoofError`] when listing or the batch fails.
-pub fn teardown(container_id: &str, ifname: &str) -> Result<(), MacSpoofError> {
+/// [`FirewallError`] when listing or the batch fails.
+pub fn teardown(container_id: &str, ifname: &str) -> Result<(), FirewallError> {
     let names = Names::new(container_id, ifname);
     let text = match list() {
         Ok(text) => text,
-        Err(e) if e.is_absent() => return Ok(()),
+        Err(e) if is_absent(&e) => return Ok(()),
         Err(e) => return Err(e),
     };
-    match teardown_batch(&names, &parse_listing(&text, &names)?) {
+    match teardown_batch(&names, &read_listing(&text, &names)?) {
         Some(batch) => apply(&batch),
         None => Ok(()),
+    }
+}
+
+/// The MAC spoof check through `nft`: the [`Firewall`] of `macspoofchk`.
+/// Its rules name no network, so GC cannot tell whose they are: it collects
+/// none, and DEL removes them even when the namespace is gone.
+#[derive(Debug, Default)]
+pub struct Nft;
+
+impl Firewall for Nft {
+    fn start_setup(&self, target: &Target) -> PendingChange<'_> {
+        let target = target.clone();
+        Pending::on_thread(move || {
+            setup(
+                &target.container_id,
+                &target.ifname,
+                &target.host_veth,
+                &target.mac,
+            )
+        })
+    }
+
+    fn start_teardown(&self, target: &Target) -> PendingChange<'_> {
+        let target = target.clone();
+        Pending::on_thread(move || teardown(&target.container_id, &target.ifname))
+    }
+
+    fn check(&self, _target: &Target) -> Result<(), FirewallError> {
+        Ok(())
+    }
+
+    fn attached(&self, _network: &str) -> Result<Vec<String>, FirewallError> {
+        Ok(Vec::new())
+    }
+
+    fn available(&self) -> Result<(), String> {
+        if on_path(NFT) {
+            Ok(())
+        } else {
+            Err("macspoofchk is set but nft is not in PATH".to_owned())
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::firewall::InFamily;
 
     fn names() -> Names {
         Names::new("abc123", "eth0")
@@ -531,20 +511,31 @@ mod tests {
 
     #[test]
     fn absent_table_and_missing_nft_count_as_nothing_there() {
-        let failed = |stderr: &str| MacSpoofError::Failed {
-            command: LIST,
+        let failed = |stderr: &str| FirewallError::Failed {
+            command: LIST.label.to_owned(),
+            family: InFamily(None),
             status: "exit status 1".to_owned(),
             stderr: stderr.to_owned(),
         };
-        assert!(MacSpoofError::NotFound.is_absent());
-        assert!(failed("Error: No such file or directory list table bridge nat ^^^").is_absent());
-        assert!(!failed("Error: Permission denied").is_absent());
+        assert!(is_absent(&not_found()));
+        assert!(is_absent(&failed(
+            "Error: No such file or directory list table bridge nat ^^^"
+        )));
+        assert!(!is_absent(&failed("Error: Permission denied")));
+    }
+
+    fn not_found() -> FirewallError {
+        FirewallError::NotFound {
+            program: NFT,
+            family: InFamily(None),
+        }
     }
 
     #[test]
     fn errors_name_the_command_and_its_stderr() {
-        let err = MacSpoofError::Failed {
-            command: APPLY,
+        let err = FirewallError::Failed {
+            command: APPLY.label.to_owned(),
+            family: InFamily(None),
             status: "exit status 1".to_owned(),
             stderr: "Error: Could not process rule: Operation not supported".to_owned(),
         };
@@ -552,6 +543,6 @@ mod tests {
             err.to_string(),
             "nft -j -f - failed: exit status 1: Error: Could not process rule: Operation not supported"
         );
-        assert_eq!(MacSpoofError::NotFound.to_string(), "nft not found in PATH");
+        assert_eq!(not_found().to_string(), "nft not found in PATH");
     }
 }

@@ -1,8 +1,11 @@
-//! IP masquerade for the bridge plugin (REFERENCE §6.3, §6.4 and §8).
+//! IP masquerade through iptables: the reference plugin's rules, programmed
+//! with one `iptables-restore` batch per family.
 //!
 //! The rules are byte-compatible with the reference plugin's iptables backend: the same
-//! `CNI-<hash>` chain in table `nat`, the same comment, and the same three kinds of rules.
-//! A chain created by either implementation is found and removed by the other.
+//! `CNI-<hash>` chain in table `nat`, the same comment, and the same three kinds of rules
+//! (an `ACCEPT` per subnet, a `MASQUERADE` except multicast, and a `POSTROUTING` jump
+//! per address). A chain created by either implementation is found and removed by the
+//! other; the reference's DEL leaks them when the namespace is gone, ours does not.
 //!
 //! The difference is the cost. The reference runs about 18 `iptables` processes per ADD.
 //! Here every step is one `iptables-restore` (IPv4) or `ip6tables-restore` (IPv6) batch,
@@ -23,11 +26,12 @@
 //! # }
 //! ```
 
-use std::fmt::{self, Write as _};
-use std::io;
-use std::process::{Command, ExitStatus, Output, Stdio};
+use std::cell::RefCell;
+use std::fmt::Write as _;
 
-use crate::helper::{RunError, Started};
+use super::helper::{Helper, Started, on_path};
+use super::{Family, Firewall, FirewallError, PendingChange, Target};
+use crate::pending::Pending;
 
 /// The address type used by this module, re-exported so callers need no direct dependency.
 pub use ipnetwork::IpNetwork;
@@ -36,67 +40,52 @@ use sha2::{Digest, Sha512};
 /// The builtin chain that receives the per-address jumps.
 const POSTROUTING: &str = "POSTROUTING";
 
-/// An IP family. Each family has its own `iptables` binary and its own rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Family {
-    /// IPv4, handled by `iptables` / `iptables-restore`.
-    V4,
-    /// IPv6, handled by `ip6tables` / `ip6tables-restore`.
-    V6,
-}
+/// The arguments of every `*-restore` run.
+const RESTORE_ARGS: &[&str] = &["--noflush", "--wait"];
+/// The arguments of a listing.
+const LIST_ARGS: &[&str] = &["-w", "-t", "nat", "-S"];
 
-impl Family {
-    /// Both families, IPv4 first.
-    pub const ALL: [Family; 2] = [Family::V4, Family::V6];
-
-    /// The family of an address.
-    #[must_use]
-    pub fn of(addr: &IpNetwork) -> Self {
-        match addr {
-            IpNetwork::V4(_) => Family::V4,
-            IpNetwork::V6(_) => Family::V6,
-        }
-    }
-
-    /// The `iptables` binary of this family, used for listing.
-    fn iptables(self) -> &'static str {
-        match self {
-            Family::V4 => "iptables",
-            Family::V6 => "ip6tables",
-        }
-    }
-
-    /// The `iptables-restore` binary of this family, used for every change.
-    fn restore(self) -> &'static str {
-        match self {
-            Family::V4 => "iptables-restore",
-            Family::V6 => "ip6tables-restore",
-        }
-    }
-
-    /// The multicast range that is never masqueraded.
-    fn multicast(self) -> &'static str {
-        match self {
-            Family::V4 => "224.0.0.0/4",
-            Family::V6 => "ff00::/8",
-        }
-    }
-
-    /// The prefix length of a single host (`/32` or `/128`).
-    fn host_prefix(self) -> u8 {
-        match self {
-            Family::V4 => 32,
-            Family::V6 => 128,
-        }
+/// The helper that applies a batch in `family`.
+fn restore_helper(family: Family) -> Helper {
+    let program = match family {
+        Family::V4 => "iptables-restore",
+        Family::V6 => "ip6tables-restore",
+    };
+    Helper {
+        program,
+        args: RESTORE_ARGS,
+        family: Some(family),
+        label: program,
     }
 }
 
-impl fmt::Display for Family {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Family::V4 => "IPv4",
-            Family::V6 => "IPv6",
-        })
+/// The helper that lists `family`'s `nat` table.
+fn list_helper(family: Family) -> Helper {
+    let (program, label) = match family {
+        Family::V4 => ("iptables", "iptables -t nat -S"),
+        Family::V6 => ("ip6tables", "ip6tables -t nat -S"),
+    };
+    Helper {
+        program,
+        args: LIST_ARGS,
+        family: Some(family),
+        label,
+    }
+}
+
+/// The multicast range of `family`, which is never masqueraded.
+fn multicast(family: Family) -> &'static str {
+    match family {
+        Family::V4 => "224.0.0.0/4",
+        Family::V6 => "ff00::/8",
+    }
+}
+
+/// The prefix length of a single host (`/32` or `/128`).
+fn host_prefix(family: Family) -> u8 {
+    match family {
+        Family::V4 => 32,
+        Family::V6 => 128,
     }
 }
 
@@ -134,59 +123,8 @@ impl Presence {
     }
 }
 
-/// An error from managing masquerade rules.
-#[derive(Debug, thiserror::Error)]
-pub enum MasqError {
-    /// The binary is not in `PATH`.
-    #[error("{program} ({family}) not found in PATH")]
-    NotFound {
-        /// The binary, e.g. `ip6tables-restore`.
-        program: &'static str,
-        /// The family it serves.
-        family: Family,
-    },
-    /// The binary could not be started or talked to.
-    #[error("run {program} ({family}): {source}")]
-    Io {
-        /// The binary, e.g. `iptables-restore`.
-        program: &'static str,
-        /// The family it serves.
-        family: Family,
-        /// The underlying I/O error.
-        #[source]
-        source: io::Error,
-    },
-    /// The command ran and failed.
-    #[error("{command} ({family}) failed: {status}: {stderr}")]
-    Failed {
-        /// The command, e.g. `iptables-restore` or `iptables -t nat -S`.
-        command: String,
-        /// The family it serves.
-        family: Family,
-        /// How it ended, e.g. `exit status 1`.
-        status: String,
-        /// Its stderr, on one line.
-        stderr: String,
-    },
-    /// Both families failed: the IPv4 error first.
-    #[error("{first}; also {second}")]
-    BothFamilies {
-        /// The IPv4 error.
-        first: Box<MasqError>,
-        /// The IPv6 error.
-        second: Box<MasqError>,
-    },
-}
-
-impl MasqError {
-    /// Whether the error is a missing binary.
-    fn is_not_found(&self) -> bool {
-        matches!(self, MasqError::NotFound { .. })
-    }
-}
-
 /// The chain of a container: `"CNI-"` + the first 24 hex chars of
-/// `sha512(network + container_id)`, 28 chars in total (REFERENCE §6.3).
+/// `sha512(network + container_id)`, 28 chars in total.
 #[must_use]
 pub fn chain_name(network: &str, container_id: &str) -> String {
     let digest = Sha512::new()
@@ -283,7 +221,7 @@ impl Rules {
         format!(
             "{} ! -d {} -m comment --comment {} -j MASQUERADE",
             self.chain,
-            family.multicast(),
+            multicast(family),
             self.comment
         )
     }
@@ -293,7 +231,7 @@ impl Rules {
         format!(
             "{POSTROUTING} -s {}/{} -m comment --comment {} -j {}",
             addr.ip(),
-            Family::of(addr).host_prefix(),
+            host_prefix(Family::of(addr)),
             self.comment,
             self.chain
         )
@@ -402,82 +340,22 @@ fn cleanup_batch(chain: &str, listing: &Listing) -> Option<String> {
     Some(batch(listing.jumps.iter().cloned().chain(drop_chain)))
 }
 
-/// Describes how a process ended: `exit status 1`, or the signal.
-fn describe_status(status: ExitStatus) -> String {
-    match status.code() {
-        Some(code) => format!("exit status {code}"),
-        None => status.to_string(),
-    }
-}
-
-/// Maps a spawn error, telling a missing binary apart.
-fn spawn_error(program: &'static str, family: Family, source: io::Error) -> MasqError {
-    if source.kind() == io::ErrorKind::NotFound {
-        MasqError::NotFound { program, family }
-    } else {
-        MasqError::Io {
-            program,
-            family,
-            source,
-        }
-    }
-}
-
-/// Turns a finished process into `Ok(stdout)` or a [`MasqError::Failed`].
-fn check(command: &str, family: Family, output: Output) -> Result<String, MasqError> {
-    if output.status.success() {
-        return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
-    }
-    Err(MasqError::Failed {
-        command: command.to_owned(),
-        family,
-        status: describe_status(output.status),
-        stderr: one_line(&String::from_utf8_lossy(&output.stderr)),
-    })
-}
-
-/// Joins the non-empty lines of a tool's stderr with spaces, for a one-line message.
-fn one_line(text: &str) -> String {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// The arguments of every `*-restore` run.
-const RESTORE_ARGS: [&str; 2] = ["--noflush", "--wait"];
-
-/// Runs one `*-restore --noflush --wait` transaction with `batch` on stdin.
-/// Either every line applies or none does.
-fn restore(family: Family, batch: &str) -> Result<(), MasqError> {
-    restore_on(family, batch, None)
-}
-
-/// [`restore`] on `started`, a process of [`Prestarted`], when there is one.
-fn restore_on(family: Family, batch: &str, started: Option<Started>) -> Result<(), MasqError> {
-    let program = family.restore();
+/// Runs one `*-restore --noflush --wait` transaction with `batch` on stdin,
+/// on `started` (a process of [`Prestarted`]) when there is one. Either
+/// every line applies or none does.
+fn restore(family: Family, batch: &str, started: Option<Started>) -> Result<(), FirewallError> {
     let started = match started {
         Some(started) => started,
-        None => {
-            Started::spawn(program, &RESTORE_ARGS).map_err(|e| spawn_error(program, family, e))?
-        }
+        None => restore_helper(family).start()?,
     };
-    let output = started.finish(batch.as_bytes()).map_err(|e| match e {
-        RunError::Spawn(source) | RunError::Io(source) => MasqError::Io {
-            program,
-            family,
-            source,
-        },
-    })?;
-    check(program, family, output).map(drop)
+    started.finish(batch.as_bytes()).map(drop)
 }
 
 /// `*-restore` processes started before the container's addresses are known,
 /// each blocked reading its batch: their start-up (loading the iptables
-/// libraries and extensions, about a millisecond of CPU each) then overlaps
-/// IPAM instead of following it. [`setup_prestarted`] feeds them; one that is
-/// not used is killed before it has read anything, so it has changed nothing.
+/// libraries and extensions) then overlaps IPAM instead of following it.
+/// [`setup_prestarted`] feeds them; one that is not used is killed before it
+/// has read anything, so it has changed nothing.
 #[derive(Debug, Default)]
 pub struct Prestarted {
     v4: Option<Started>,
@@ -493,7 +371,7 @@ impl Prestarted {
         for &family in families {
             let slot = prestarted.slot(family);
             if slot.is_none() {
-                *slot = Started::spawn(family.restore(), &RESTORE_ARGS).ok();
+                *slot = restore_helper(family).start().ok();
             }
         }
         prestarted
@@ -508,14 +386,8 @@ impl Prestarted {
 }
 
 /// Lists the whole `nat` table of `family` (`iptables -w -t nat -S`). Read-only.
-fn list(family: Family) -> Result<String, MasqError> {
-    let program = family.iptables();
-    let output = Command::new(program)
-        .args(["-w", "-t", "nat", "-S"])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| spawn_error(program, family, e))?;
-    check(&format!("{program} -t nat -S"), family, output)
+fn list(family: Family) -> Result<String, FirewallError> {
+    list_helper(family).read()
 }
 
 /// The addresses of `family` in `addrs`.
@@ -550,19 +422,6 @@ where
     })
 }
 
-/// Reduces per-family results: the first error wins, with the other one in its message.
-fn combine(results: Vec<Result<(), MasqError>>) -> Result<(), MasqError> {
-    let mut errors = results.into_iter().filter_map(Result::err);
-    match (errors.next(), errors.next()) {
-        (None, _) => Ok(()),
-        (Some(first), None) => Err(first),
-        (Some(first), Some(second)) => Err(MasqError::BothFamilies {
-            first: Box::new(first),
-            second: Box::new(second),
-        }),
-    }
-}
-
 /// Sets up one family. The first ADD costs one process: [`create_batch`].
 ///
 /// That batch starts with `-N`, so it fails (atomically, changing nothing) exactly when
@@ -576,11 +435,15 @@ fn setup_family(
     family: Family,
     addrs: &[IpNetwork],
     started: Option<Started>,
-) -> Result<(), MasqError> {
-    match restore_on(family, &create_batch(rules, family, addrs), started) {
+) -> Result<(), FirewallError> {
+    match restore(family, &create_batch(rules, family, addrs), started) {
         Err(e) if !e.is_not_found() => {
             let listing = parse_listing(&list(family)?, &rules.chain);
-            restore(family, &rewrite_batch(rules, family, addrs, &listing.jumps))
+            restore(
+                family,
+                &rewrite_batch(rules, family, addrs, &listing.jumps),
+                None,
+            )
         }
         done => done,
     }
@@ -589,9 +452,13 @@ fn setup_family(
 /// Tears down one family: the fast batch when addresses are known, else (or when it
 /// fails) list the table and remove exactly what is there. A missing binary means the
 /// family was never set up, so it is skipped.
-fn teardown_family(rules: &Rules, family: Family, addrs: &[IpNetwork]) -> Result<(), MasqError> {
+fn teardown_family(
+    rules: &Rules,
+    family: Family,
+    addrs: &[IpNetwork],
+) -> Result<(), FirewallError> {
     if !addrs.is_empty() {
-        match restore(family, &teardown_batch(rules, addrs)) {
+        match restore(family, &teardown_batch(rules, addrs), None) {
             Ok(()) => return Ok(()),
             Err(e) if e.is_not_found() => return Ok(()),
             Err(_) => {}
@@ -602,12 +469,12 @@ fn teardown_family(rules: &Rules, family: Family, addrs: &[IpNetwork]) -> Result
         other => other?,
     };
     match cleanup_batch(&rules.chain, &parse_listing(&text, &rules.chain)) {
-        Some(batch) => restore(family, &batch),
+        Some(batch) => restore(family, &batch, None),
         None => Ok(()),
     }
 }
 
-/// Masquerades traffic from `addresses` of a container (REFERENCE §6.3).
+/// Masquerades traffic from `addresses` of a container.
 ///
 /// For each family that has addresses, one `*-restore` batch in table `nat` creates the
 /// chain `CNI-<hash>` with an `ACCEPT` rule per address's subnet and one `MASQUERADE`
@@ -620,10 +487,14 @@ fn teardown_family(rules: &Rules, family: Family, addrs: &[IpNetwork]) -> Result
 ///
 /// # Errors
 ///
-/// [`MasqError`] when a binary is missing or a batch fails. A batch is atomic, but the
+/// [`FirewallError`] when a binary is missing or a batch fails. A batch is atomic, but the
 /// families are independent: the other family may be set up, so undo with [`teardown`].
 /// If both fail, the IPv4 error comes first with the IPv6 one in the message.
-pub fn setup(network: &str, container_id: &str, addresses: &[IpNetwork]) -> Result<(), MasqError> {
+pub fn setup(
+    network: &str,
+    container_id: &str,
+    addresses: &[IpNetwork],
+) -> Result<(), FirewallError> {
     setup_prestarted(network, container_id, addresses, Prestarted::default())
 }
 
@@ -638,7 +509,7 @@ pub fn setup_prestarted(
     container_id: &str,
     addresses: &[IpNetwork],
     prestarted: Prestarted,
-) -> Result<(), MasqError> {
+) -> Result<(), FirewallError> {
     let rules = Rules::new(network, container_id);
     let jobs: Vec<_> = Family::ALL
         .into_iter()
@@ -646,37 +517,37 @@ pub fn setup_prestarted(
         .filter(|(_, addrs)| !addrs.is_empty())
         .collect();
     let prestarted = std::sync::Mutex::new(prestarted);
-    combine(run_concurrently(&jobs, |f, addrs| {
+    FirewallError::combine(run_concurrently(&jobs, |f, addrs| {
         let started = prestarted.lock().ok().and_then(|mut p| p.slot(f).take());
         setup_family(&rules, f, addrs, started)
     }))
 }
 
-/// Removes a container's masquerade rules in both families (REFERENCE §6.4).
+/// Removes a container's masquerade rules in both families.
 ///
 /// Deletes every `POSTROUTING` jump to the container's chain, then flushes and deletes
 /// the chain. `addresses` only choose the fast path (one batch per family); when they
 /// are empty or do not match what is installed (for example the legacy `-s <ip>/<len>`
 /// jump of old reference versions), the `nat` table is listed and exactly the rules
 /// found are removed. So it also works after the netns is gone, which the reference
-/// leaks (REFERENCE §8). Idempotent: nothing to remove is `Ok`. A family whose binary
+/// leaks. Idempotent: nothing to remove is `Ok`. A family whose binary
 /// is missing is skipped.
 ///
 /// # Errors
 ///
-/// [`MasqError`] when listing or a batch fails. Both families are always tried; if both
+/// [`FirewallError`] when listing or a batch fails. Both families are always tried; if both
 /// fail the IPv4 error comes first with the IPv6 one in the message.
 pub fn teardown(
     network: &str,
     container_id: &str,
     addresses: &[IpNetwork],
-) -> Result<(), MasqError> {
+) -> Result<(), FirewallError> {
     let rules = Rules::new(network, container_id);
     let jobs: Vec<_> = Family::ALL
         .into_iter()
         .map(|f| (f, of_family(addresses, f)))
         .collect();
-    combine(run_concurrently(&jobs, |f, addrs| {
+    FirewallError::combine(run_concurrently(&jobs, |f, addrs| {
         teardown_family(&rules, f, addrs)
     }))
 }
@@ -686,14 +557,14 @@ pub fn teardown(
 /// Used by GC; another network's rules never match.
 ///
 /// # Errors
-/// [`MasqError`] when a table cannot be listed (a missing binary counts as an
+/// [`FirewallError`] when a table cannot be listed (a missing binary counts as an
 /// empty table).
-pub fn attached_containers(network: &str) -> Result<Vec<String>, MasqError> {
+pub fn attached_containers(network: &str) -> Result<Vec<String>, FirewallError> {
     let mut ids: Vec<String> = Vec::new();
     for family in Family::ALL {
         let text = match list(family) {
             Ok(text) => text,
-            Err(MasqError::NotFound { .. }) => continue,
+            Err(err) if err.is_not_found() => continue,
             Err(err) => return Err(err),
         };
         for id in ids_in_listing(&text, network) {
@@ -730,8 +601,8 @@ fn ids_in_listing(text: &str, network: &str) -> Vec<String> {
 ///
 /// # Errors
 ///
-/// [`MasqError`] when a listing fails.
-pub fn exists(network: &str, container_id: &str) -> Result<Presence, MasqError> {
+/// [`FirewallError`] when a listing fails.
+pub fn exists(network: &str, container_id: &str) -> Result<Presence, FirewallError> {
     let chain = chain_name(network, container_id);
     let jobs = Family::ALL.map(|f| (f, Vec::new()));
     let results = run_concurrently(&jobs, |f, _| match list(f) {
@@ -747,12 +618,88 @@ pub fn exists(network: &str, container_id: &str) -> Result<Presence, MasqError> 
             Err(e) => errors.push(Err(e)),
         }
     }
-    combine(errors).map(|()| presence)
+    FirewallError::combine(errors).map(|()| presence)
+}
+
+/// Masquerade through `iptables-restore`: the [`Firewall`] of `ipMasq`.
+#[derive(Debug, Default)]
+pub struct Iptables {
+    /// Helpers started by [`Firewall::prepare`] for the next setup.
+    prepared: RefCell<Option<Pending<'static, Prestarted>>>,
+}
+
+impl Firewall for Iptables {
+    fn prepare(&self, families: &[Family]) {
+        let families = families.to_vec();
+        let started = Pending::on_thread(move || Prestarted::start(&families));
+        *self.prepared.borrow_mut() = Some(started);
+    }
+
+    fn start_setup(&self, target: &Target) -> PendingChange<'_> {
+        let prestarted = self.prepared.take().map(Pending::finish);
+        let target = target.clone();
+        Pending::on_thread(move || {
+            setup_prestarted(
+                &target.network,
+                &target.container_id,
+                &target.addresses,
+                prestarted.unwrap_or_default(),
+            )
+        })
+    }
+
+    fn start_teardown(&self, target: &Target) -> PendingChange<'_> {
+        let target = target.clone();
+        Pending::on_thread(move || {
+            teardown(&target.network, &target.container_id, &target.addresses)
+        })
+    }
+
+    fn check(&self, target: &Target) -> Result<(), FirewallError> {
+        let presence = exists(&target.network, &target.container_id)?;
+        match target
+            .addresses
+            .iter()
+            .find(|ip| !presence.get(Family::of(ip)))
+        {
+            None => Ok(()),
+            Some(ip) => Err(FirewallError::Missing(format!(
+                "masquerade chain {} for address {ip} not found",
+                chain_name(&target.network, &target.container_id)
+            ))),
+        }
+    }
+
+    fn attached(&self, network: &str) -> Result<Vec<String>, FirewallError> {
+        attached_containers(network)
+    }
+
+    fn available(&self) -> Result<(), String> {
+        match Family::ALL
+            .map(|family| restore_helper(family).program)
+            .into_iter()
+            .find(|tool| !on_path(tool))
+        {
+            None => Ok(()),
+            Some(tool) => Err(format!("ipMasq is set but {tool} is not in PATH")),
+        }
+    }
+}
+
+impl Drop for Iptables {
+    /// Helpers prepared for a setup that never came are killed unused.
+    fn drop(&mut self) {
+        if let Some(prepared) = self.prepared.get_mut().take() {
+            drop(prepared.finish());
+        }
+    }
 }
 
 #[cfg(test)]
+#[cfg(test)]
 mod tests {
     use super::*;
+    use crate::firewall::InFamily;
 
     fn net(s: &str) -> IpNetwork {
         s.parse().unwrap()
@@ -985,9 +932,9 @@ mod tests {
 
     #[test]
     fn errors_name_family_command_and_stderr() {
-        let e = MasqError::Failed {
+        let e = FirewallError::Failed {
             command: "iptables-restore".into(),
-            family: Family::V4,
+            family: InFamily(Some(Family::V4)),
             status: "exit status 1".into(),
             stderr: "iptables-restore: line 3 failed".into(),
         };
@@ -995,30 +942,21 @@ mod tests {
             e.to_string(),
             "iptables-restore (IPv4) failed: exit status 1: iptables-restore: line 3 failed"
         );
-        let missing = MasqError::NotFound {
-            program: "ip6tables-restore",
-            family: Family::V6,
+        let missing = FirewallError::NotFound {
+            program: restore_helper(Family::V6).program,
+            family: InFamily(Some(Family::V6)),
         };
         assert_eq!(
             missing.to_string(),
             "ip6tables-restore (IPv6) not found in PATH"
         );
-        let both = combine(vec![Err(e), Err(missing)]).unwrap_err();
+        let both = FirewallError::combine(vec![Err(e), Err(missing)]).unwrap_err();
         assert_eq!(
             both.to_string(),
             "iptables-restore (IPv4) failed: exit status 1: iptables-restore: line 3 failed; \
              also ip6tables-restore (IPv6) not found in PATH"
         );
-        assert!(combine(vec![Ok(()), Ok(())]).is_ok());
-    }
-
-    #[test]
-    fn stderr_becomes_one_line() {
-        let nft = "iptables-restore v1.8.9 (nf_tables): \nline 3: CHAIN_DEL failed\n";
-        assert_eq!(
-            one_line(nft),
-            "iptables-restore v1.8.9 (nf_tables): line 3: CHAIN_DEL failed"
-        );
+        assert!(FirewallError::combine(vec![Ok(()), Ok(())]).is_ok());
     }
 
     #[test]
