@@ -1,4 +1,6 @@
-//! Pure address allocation over a [`Store`] (REFERENCE §5.3, §5.4).
+//! Pure address allocation over a [`Store`]: requested addresses (`CNI_ARGS`
+//! `IP=`, `args.cni.ips`, `runtimeConfig.ips`) first, then round-robin from
+//! the address after `last_reserved_ip.<set>`, as the reference allocates.
 //!
 //! [`allocate`] hands out one address from one range set; [`allocate_all`] does a
 //! whole ADD (one address per set, requested IPs matched by [`assign_requested`])
@@ -105,7 +107,7 @@ pub struct RequestedIps {
     pub leftover: Vec<IpAddr>,
 }
 
-/// Matches requested IPs to range sets (REFERENCE §5.3), deterministically.
+/// Matches requested IPs to range sets, deterministically.
 ///
 /// IPs are canonicalized (IPv4-mapped IPv6 becomes IPv4) and de-duplicated. Each set,
 /// in index order, takes the first remaining IP (in request order) it contains.
@@ -154,7 +156,7 @@ pub fn allocate<S: Store + ?Sized>(
     }
 }
 
-/// Allocates one address per range set, as one ADD does (REFERENCE §5.3, §5.4).
+/// Allocates one address per range set, as one ADD does.
 ///
 /// On any failure, the addresses reserved by this call (and only those) are released
 /// again, best-effort; `last_reserved_ip` is not rewound. Unlike the reference, which
@@ -329,8 +331,9 @@ impl<'a> Iterator for Candidates<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mem_store::MemStore;
     use crate::range::{FamilyLimit, RangeSpec, build_range_sets};
-    use crate::store::{DiskStore, MemStore};
+    use crate::store::DiskStore;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

@@ -1,5 +1,6 @@
 //! A cache of the store directory's lease files, so an ADD does not open and
-//! read every lease to do the duplicate check (REFERENCE §5.4).
+//! read every lease to do the duplicate check (the reference reads every
+//! lease file of the network on each ADD).
 //!
 //! # What is cached, and where
 //!
@@ -52,7 +53,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::store::overwrite_private;
+use crate::files::overwrite_private;
 
 /// The cache directory's name inside the `dataDir`.
 pub const SUBDIR: &str = ".cni-rs-cache";

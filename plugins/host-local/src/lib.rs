@@ -1,5 +1,5 @@
 //! The `host-local` CNI plugin: IPAM that leases addresses from configured ranges
-//! and records them as one file per IP under `<dataDir>/<network>` (REFERENCE §5).
+//! and records them as one file per IP under `<dataDir>/<network>`.
 //! The on-disk store is byte-compatible with the reference plugin's, so either
 //! implementation can release what the other leased.
 
@@ -7,7 +7,10 @@ pub mod allocator;
 pub mod cache;
 pub mod config;
 pub mod dns;
+mod files;
 pub mod gc;
+#[cfg(test)]
+mod mem_store;
 pub mod range;
 pub mod status;
 pub mod store;

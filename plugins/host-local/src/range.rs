@@ -1,4 +1,6 @@
-//! Address ranges and range sets (REFERENCE §5.2): validation, defaults, containment.
+//! Address ranges and range sets: validation, defaults (gateway and
+//! `rangeStart` the network + 1, `rangeEnd` the broadcast − 1 for IPv4 and
+//! the subnet's last address for IPv6), containment.
 //!
 //! A [`Range`] is one `{subnet, rangeStart, rangeEnd, gateway}` entry after the
 //! reference plugin's `Canonicalize` step. A [`RangeSet`] is a non-empty list of
@@ -325,7 +327,7 @@ pub enum FamilyLimit<'a> {
     },
 }
 
-/// Builds and validates all range sets of a configuration (REFERENCE §5.2).
+/// Builds and validates all range sets of a configuration.
 ///
 /// Order of checks as in the reference: each set (`invalid range set <i>: …`), then
 /// the per-family limit, then overlaps between sets. An empty list is accepted;

@@ -1,5 +1,5 @@
-//! Lease storage (REFERENCE §5.5–5.7): the [`Store`] trait, the on-disk
-//! [`DiskStore`] shared byte-for-byte with the Go plugin, and an in-memory [`MemStore`].
+//! Lease storage: the [`Store`] trait and the on-disk [`DiskStore`], shared
+//! byte-for-byte with the Go plugin.
 //!
 //! # On-disk layout
 //!
@@ -26,14 +26,14 @@
 //! of [`LockedStore::leases`], and [`Store::reserve`] reclaims it.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
 use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::IpAddr;
-use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::cache;
+use crate::files::{overwrite_private, write_private};
 
 /// Separator between container ID and interface name in a lease file.
 pub const LINE_BREAK: &str = "\r\n";
@@ -43,7 +43,6 @@ const LAST_IP_PREFIX: &str = "last_reserved_ip.";
 const TMP_PREFIX: &str = ".tmp-";
 const DIR_MODE: u32 = 0o755;
 const LOCK_MODE: u32 = 0o750;
-const FILE_MODE: u32 = 0o600;
 
 /// Errors from lease storage; each names the path involved.
 #[derive(Debug, thiserror::Error)]
@@ -198,7 +197,7 @@ enum Owner {
 }
 
 /// The exact lease file content for a container attachment.
-fn lease_content(id: &str, ifname: &str) -> String {
+pub(crate) fn lease_content(id: &str, ifname: &str) -> String {
     format!("{}{LINE_BREAK}{ifname}", id.trim())
 }
 
@@ -234,13 +233,17 @@ impl<'a> OwnerMatch<'a> {
 }
 
 /// Whether lease content is blank, i.e. left by a crashed writer.
-fn is_stale(content: &[u8]) -> bool {
+pub(crate) fn is_stale(content: &[u8]) -> bool {
     content.trim_ascii().is_empty()
 }
 
 /// The leases (keys with their content) owned by the container in either
 /// format (duplicate check, CHECK).
-fn select_any<'a, K>(leases: impl Iterator<Item = (K, &'a str)>, id: &str, ifname: &str) -> Vec<K> {
+pub(crate) fn select_any<'a, K>(
+    leases: impl Iterator<Item = (K, &'a str)>,
+    id: &str,
+    ifname: &str,
+) -> Vec<K> {
     let owner = OwnerMatch::new(id, ifname);
     leases
         .filter(|(_, c)| owner.owner(c).is_some())
@@ -250,7 +253,7 @@ fn select_any<'a, K>(leases: impl Iterator<Item = (K, &'a str)>, id: &str, ifnam
 
 /// The leases to release: current-format matches, else legacy matches (DEL
 /// semantics).
-fn select_for_release<'a, K>(
+pub(crate) fn select_for_release<'a, K>(
     leases: impl Iterator<Item = (K, &'a str)> + Clone,
     id: &str,
     ifname: &str,
@@ -790,58 +793,6 @@ fn read_lease(path: &Path) -> io::Result<Vec<u8>> {
     }
 }
 
-/// Writes `content` to a fresh file at `path` with mode 0600, replacing a leftover;
-/// a file that could not be written whole is removed.
-pub(crate) fn write_private(path: &Path, content: &[u8]) -> io::Result<()> {
-    match fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(FILE_MODE)
-        .open(path)?;
-    let written = file
-        .set_permissions(Permissions::from_mode(FILE_MODE))
-        .and_then(|()| file.write_all(content));
-    if written.is_err() {
-        let _ = fs::remove_file(path);
-    }
-    written
-}
-
-/// Replaces the content of the file at `path` in place, creating it like
-/// [`write_private`] when missing (or not a regular file). No temp file and no
-/// rename: ext4 flushes a file renamed over another (or truncated to zero) at
-/// once, which cost an ADD 0.7 ms per file. Readers hold the lock; a crash
-/// may leave a mix of old and new bytes, so use it only for files whose
-/// readers detect or tolerate that.
-pub(crate) fn overwrite_private(path: &Path, content: &[u8]) -> io::Result<()> {
-    let file = match OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-    {
-        Ok(file) => file,
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP)) => {
-            return write_private(path, content);
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return write_private(path, content),
-        Err(e) => return Err(e),
-    };
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return write_private(path, content);
-    }
-    file.write_all_at(content, 0)?;
-    let len = u64::try_from(content.len()).unwrap_or(u64::MAX);
-    if meta.len() > len {
-        file.set_len(len)?;
-    }
-    Ok(())
-}
-
 /// Removes `path`; `Ok(false)` if it did not exist.
 fn remove_if_exists(path: &Path) -> Result<bool, StoreError> {
     match fs::remove_file(path) {
@@ -868,89 +819,10 @@ fn write_err(path: &Path, source: io::Error) -> StoreError {
     }
 }
 
-/// An in-memory [`Store`] with the same matching rules as [`DiskStore`], for tests.
-#[derive(Debug, Clone, Default)]
-pub struct MemStore {
-    leases: BTreeMap<IpAddr, String>,
-    last_reserved: BTreeMap<usize, IpAddr>,
-}
-
-impl MemStore {
-    /// An empty store.
-    pub fn new() -> MemStore {
-        MemStore::default()
-    }
-
-    /// Stores raw lease content for `ip` (e.g. a legacy `<id>` or a blank stale lease).
-    pub fn insert_raw(&mut self, ip: IpAddr, content: &str) {
-        self.leases.insert(ip, content.to_string());
-    }
-
-    /// Raw lease content for `ip`, if leased.
-    pub fn content(&self, ip: IpAddr) -> Option<&str> {
-        self.leases.get(&ip).map(String::as_str)
-    }
-
-    /// Sets the recorded last reserved IP of range set `set_index`.
-    pub fn set_last_reserved(&mut self, set_index: usize, ip: IpAddr) {
-        self.last_reserved.insert(set_index, ip);
-    }
-
-    /// All leased IPs (stale ones included), in address order.
-    pub fn ips(&self) -> Vec<IpAddr> {
-        self.leases.keys().copied().collect()
-    }
-
-    fn entries(&self) -> impl Iterator<Item = (IpAddr, &str)> + Clone {
-        self.leases.iter().map(|(ip, c)| (*ip, c.as_str()))
-    }
-}
-
-impl Store for MemStore {
-    fn reserve(
-        &mut self,
-        id: &str,
-        ifname: &str,
-        ip: IpAddr,
-        set_index: usize,
-    ) -> Result<bool, StoreError> {
-        let ip = ip.to_canonical();
-        if self
-            .leases
-            .get(&ip)
-            .is_some_and(|c| !is_stale(c.as_bytes()))
-        {
-            return Ok(false);
-        }
-        self.leases.insert(ip, lease_content(id, ifname));
-        self.last_reserved.insert(set_index, ip);
-        Ok(true)
-    }
-
-    fn last_reserved_ip(&self, set_index: usize) -> Result<Option<IpAddr>, StoreError> {
-        Ok(self.last_reserved.get(&set_index).copied())
-    }
-
-    fn find_by_id(&self, id: &str, ifname: &str) -> Result<Vec<IpAddr>, StoreError> {
-        Ok(select_any(self.entries(), id, ifname))
-    }
-
-    fn release_by_id(&mut self, id: &str, ifname: &str) -> Result<Vec<IpAddr>, StoreError> {
-        let ips = select_for_release(self.entries(), id, ifname);
-        for ip in &ips {
-            self.leases.remove(ip);
-        }
-        Ok(ips)
-    }
-
-    fn release_ip(&mut self, ip: IpAddr) -> Result<bool, StoreError> {
-        Ok(self.leases.remove(&ip.to_canonical()).is_some())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
     use std::os::unix::fs::MetadataExt;
 
     fn ip(s: &str) -> IpAddr {
@@ -959,31 +831,6 @@ mod tests {
 
     fn mode(path: &Path) -> u32 {
         fs::metadata(path).unwrap().mode() & 0o7777
-    }
-
-    #[test]
-    fn overwrite_in_place_creates_shrinks_and_never_follows_a_symlink() {
-        let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().join("last_reserved_ip.0");
-        overwrite_private(&path, b"10.85.0.100").unwrap();
-        assert_eq!(mode(&path), 0o600);
-        let inode = fs::metadata(&path).unwrap().ino();
-        overwrite_private(&path, b"10.85.0.2").unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"10.85.0.2");
-        assert_eq!(
-            fs::metadata(&path).unwrap().ino(),
-            inode,
-            "rewritten in place"
-        );
-        // A symlink planted at the name is replaced, its target left alone.
-        let target = tmp.path().join("target");
-        fs::write(&target, "keep").unwrap();
-        fs::remove_file(&path).unwrap();
-        std::os::unix::fs::symlink(&target, &path).unwrap();
-        overwrite_private(&path, b"10.85.0.3").unwrap();
-        assert_eq!(fs::read(&target).unwrap(), b"keep");
-        assert!(fs::symlink_metadata(&path).unwrap().is_file());
-        assert_eq!(fs::read(&path).unwrap(), b"10.85.0.3");
     }
 
     #[test]
@@ -1532,28 +1379,5 @@ mod tests {
         ));
         drop(guard);
         b.lock_file.try_lock().unwrap();
-    }
-
-    #[test]
-    fn mem_store_matches_disk_semantics() {
-        let mut m = MemStore::new();
-        assert!(m.reserve(" abc ", "eth0", ip("10.0.0.2"), 0).unwrap());
-        assert!(!m.reserve("x", "eth0", ip("10.0.0.2"), 0).unwrap());
-        assert_eq!(m.content(ip("10.0.0.2")), Some("abc\r\neth0"));
-        assert_eq!(m.last_reserved_ip(0).unwrap(), Some(ip("10.0.0.2")));
-        m.insert_raw(ip("10.0.0.3"), "abc");
-        m.insert_raw(ip("10.0.0.4"), "");
-        assert!(
-            m.reserve("y", "eth0", ip("10.0.0.4"), 0).unwrap(),
-            "stale reclaimed"
-        );
-        assert_eq!(
-            m.find_by_id("abc", "eth0").unwrap(),
-            [ip("10.0.0.2"), ip("10.0.0.3")]
-        );
-        assert_eq!(m.release_by_id("abc", "eth0").unwrap(), [ip("10.0.0.2")]);
-        assert_eq!(m.release_by_id("abc", "eth0").unwrap(), [ip("10.0.0.3")]);
-        assert!(m.release_ip(ip("10.0.0.4")).unwrap());
-        assert!(m.ips().is_empty());
     }
 }
