@@ -29,7 +29,7 @@ use integration::{
 };
 use serde_json::{Value, json};
 
-/// CRI-O's shipped config, the acceptance config (REFERENCE §9).
+/// CRI-O's shipped config, `100-crio-bridge.conf`: the acceptance config.
 const CRIO_CONF: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../cni-types/tests/fixtures/100-crio-bridge.conf"
@@ -253,7 +253,7 @@ impl Pod {
         kernel::nat_rules(IpFamily::from_ipv6(ipv6), &self.chain)
     }
 
-    /// What REFERENCE §6.3 shows for `addr` (`ip/prefix`) in `iptables -S`.
+    /// The reference's rules for `addr` (`ip/prefix`) in `iptables -S`.
     fn reference_rules(&self, ip: &str, network: &str) -> Vec<String> {
         let c = &self.chain;
         let comment = format!("\"name: \\\"{}\\\" id: \\\"{}\\\"\"", self.network, self.id);
@@ -1523,7 +1523,8 @@ fn reference_leaks_the_chain_without_netns_and_our_del_removes_it() {
     drop(ns_b);
 
     // A: the reference's DEL succeeds and releases the lease, but the
-    // masquerade chain stays (REFERENCE §6.4, plugins#810).
+    // masquerade chain stays (it finds the chain through the interface's
+    // addresses, which are gone with the namespace: containernetworking/plugins#810).
     a.call(Impl::Reference, "DEL", conf.clone())
         .run()
         .expect_success();

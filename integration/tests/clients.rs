@@ -55,7 +55,7 @@ use integration::{
 };
 use serde_json::{Value, json};
 
-/// CRI-O's shipped config (REFERENCE §9).
+/// CRI-O's shipped config, `100-crio-bridge.conf`.
 const CRIO_CONF: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../cni-types/tests/fixtures/100-crio-bridge.conf"

@@ -30,7 +30,7 @@ use integration::{
 };
 use serde_json::{Value, json};
 
-/// CRI-O's shipped config (REFERENCE §9).
+/// CRI-O's shipped config, `100-crio-bridge.conf`.
 const CRIO_CONF: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../cni-types/tests/fixtures/100-crio-bridge.conf"
@@ -233,7 +233,7 @@ impl Pod {
         kernel::nat_rules(IpFamily::from_ipv6(ipv6), &self.chain)
     }
 
-    /// What REFERENCE §6.3 shows in `-S` for this attachment's address of
+    /// The reference's rules in `iptables -S` for this attachment's address of
     /// one family (`subnet` is that family's network).
     fn expected_rules(&self, ipv6: bool, subnet: &str) -> Vec<String> {
         let c = &self.chain;
@@ -665,7 +665,7 @@ fn status_reports_an_exhausted_pool_until_a_lease_is_released() {
     pod.add(Impl::Ours, &conf);
     assert!(pod.ips().contains(&net.ip4(2)), "{}", pod.result);
 
-    // Not able to service ADD: code 50 (REFERENCE §1.3/§2.7). 51 would claim
+    // Not able to service ADD: code 50, the spec's "plugin not available". 51 would claim
     // existing containers may have limited connectivity, which a full pool
     // does not cause.
     let via_bridge = runtime_call("bridge", "STATUS", &conf).run();
@@ -801,7 +801,8 @@ fn gc_and_status_at_older_versions_fail_cleanly_and_change_nothing() {
 // 5. A 1.1.0 conflist driven as a runtime drives it.
 // ---------------------------------------------------------------------------
 
-/// A runtime's view of a conflist (REFERENCE §2.6).
+/// A runtime's view of a conflist: every plugin gets the list's name and
+/// `cniVersion`, and the previous plugin's result as `prevResult`.
 struct Runtime {
     list: Value,
     version: String,

@@ -863,7 +863,7 @@ fn requested_ip_taken_fails_and_changes_nothing() {
 fn requested_ip_taken_in_second_set_rolls_back_the_first() {
     // Set 0 (v4) is allocated dynamically, then set 1 fails: the v4 lease is
     // released again. As in the reference, last_reserved_ip.0 keeps the
-    // rolled-back address (round-robin is never rewound, REFERENCE §5.4).
+    // rolled-back address (round-robin is never rewound).
     let steps = [
         Step {
             command: "ADD",
@@ -1114,7 +1114,7 @@ fn del_releases_hand_written_legacy_leases() {
     );
 
     // Current-format leases are released first; legacy ones only when no
-    // current lease matches (REFERENCE §5.7).
+    // current lease matches.
     del(Impl::Ours, &conf, "c0");
     assert_eq!(
         net.names(),

@@ -1,4 +1,4 @@
-//! Root tests of `macspoofchk` in our `bridge` (REFERENCE §6.2 step 6, §6.4): the exact
+//! Root tests of `macspoofchk` in our `bridge`: the exact
 //! nftables objects (`nft list table bridge nat`, read with the `nft` tool, independently
 //! of the plugin's code), that they really drop frames with a spoofed source MAC, that DEL
 //! and a failed ADD leave none of them, and that they are the reference's: Debian's
@@ -109,8 +109,8 @@ impl Pod {
         attachment_listing(&nft_list(), &self.iface_chain(), &self.comment())
     }
 
-    /// The listing the reference creates (REFERENCE §6.2 step 6, verified with
-    /// Debian's 1.1.1) for this attachment with `veth` and `mac`.
+    /// The listing the reference creates (verified with Debian's
+    /// 1.1.1) for this attachment with `veth` and `mac`.
     fn expected_listing(&self, veth: &str, mac: &str) -> String {
         let (iface, chain_mac, comment) = (self.iface_chain(), self.mac_chain(), self.comment());
         format!(

@@ -86,7 +86,7 @@ impl Case {
         assert!(!presence.any(), "{presence:?}");
     }
 
-    /// What the reference's rules look like in `-S` for `addr` (REFERENCE §6.3).
+    /// What the reference's rules look like in `-S` for `addr`.
     fn reference_rendering(&self, addr: IpNetwork) -> Vec<String> {
         let (c, q) = (self.chain(), self.quoted_comment());
         let (host, multicast) = match addr {

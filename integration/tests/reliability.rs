@@ -64,7 +64,7 @@ use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
 
-/// CRI-O's shipped config, the acceptance config (REFERENCE §9).
+/// CRI-O's shipped config, `100-crio-bridge.conf`: the acceptance config.
 const CRIO_CONF: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../cni-types/tests/fixtures/100-crio-bridge.conf"
