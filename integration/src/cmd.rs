@@ -4,8 +4,8 @@
 //! never shell out.
 
 use std::ffi::OsStr;
-use std::io;
-use std::process::{Command, Output};
+use std::io::{self, Write};
+use std::process::{Command, Output, Stdio};
 
 /// Runs `program args...` and returns its output, whatever its exit status.
 ///
@@ -43,6 +43,32 @@ pub fn run_ok<S: AsRef<OsStr>>(program: &str, args: &[S]) -> String {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `program args...` with `input` on stdin, requires exit status 0 and
+/// returns stdout as text.
+///
+/// # Panics
+///
+/// When the program cannot be run or exits non-zero.
+pub fn run_with_stdin<S: AsRef<OsStr>>(program: &str, args: &[S], input: &[u8]) -> String {
+    let line = command_line(program, args);
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {line}: {e}"));
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input)
+            .unwrap_or_else(|e| panic!("cannot feed {line}: {e}"));
+    }
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("cannot wait for {line}: {e}"));
+    assert!(out.status.success(), "`{line}` failed with {}", out.status);
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 

@@ -205,3 +205,78 @@ pub fn nat_rules(family: IpFamily, needle: &str) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// The host veth name our `bridge` tries first for an attachment: `veth` +
+/// the first 8 hex characters of sha512(`network/id/ifname`), computed with
+/// coreutils, independently of the plugin's code.
+///
+/// # Panics
+///
+/// When `sha512sum` cannot be run.
+pub fn derived_veth_name(network: &str, id: &str, ifname: &str) -> String {
+    let key = format!("{network}/{id}/{ifname}");
+    let digest = cmd::run_with_stdin("sha512sum", &[] as &[&str], key.as_bytes());
+    format!("veth{}", &digest[..8])
+}
+
+/// `nft list table bridge nat`, or `""` when the table does not exist.
+pub fn nft_bridge_nat() -> String {
+    let out = cmd::run("nft", &["list", "table", "bridge", "nat"]);
+    if out.status.success() {
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    } else {
+        String::new()
+    }
+}
+
+/// Removes one attachment's `macspoofchk` objects with `nft`, independently
+/// of the plugins: its base-chain rules (by comment) and both chains.
+/// Nothing there is fine.
+///
+/// # Errors
+///
+/// When `nft` fails.
+pub fn remove_spoof_check(id: &str, ifname: &str) -> Result<(), String> {
+    let comment = format!("comment \"macspoofchk-{id}-{ifname}\"");
+    let iface = format!("cni-br-iface-{id}-{ifname}");
+    let listing = cmd::try_run(
+        "nft",
+        &["-a", "list", "chain", "bridge", "nat", "PREROUTING"],
+    )
+    .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&listing.stdout).into_owned();
+    for line in text.lines().filter(|l| l.contains(&comment)) {
+        if let Some(handle) = line.rsplit("# handle ").next() {
+            let handle = handle.trim();
+            run_nft(&[
+                "delete",
+                "rule",
+                "bridge",
+                "nat",
+                "PREROUTING",
+                "handle",
+                handle,
+            ])?;
+        }
+    }
+    let table = nft_bridge_nat();
+    for chain in [iface.clone(), format!("{iface}-mac")] {
+        if table.contains(&format!("\tchain {chain} {{")) {
+            run_nft(&["delete", "chain", "bridge", "nat", &chain])?;
+        }
+    }
+    Ok(())
+}
+
+fn run_nft(args: &[&str]) -> Result<(), String> {
+    let out = cmd::try_run("nft", args).map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "nft {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}

@@ -18,8 +18,6 @@
 #![cfg(test)]
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use integration::reference::Impl;
@@ -231,7 +229,7 @@ impl Pod {
 
     /// The host veth name our plugin derives for this attachment first.
     fn derived_veth(&self) -> String {
-        derived_veth_name(&format!("{}/{}/{}", self.network, self.id, self.ifname))
+        kernel::derived_veth_name(&self.network, &self.id, &self.ifname)
     }
 
     fn ns(&self) -> Option<&str> {
@@ -291,24 +289,6 @@ impl Pod {
 // ---------------------------------------------------------------------------
 // Observers.
 // ---------------------------------------------------------------------------
-
-/// `veth` + the first 8 hex chars of sha512(`key`), computed with coreutils
-/// (independently of the plugin's code).
-fn derived_veth_name(key: &str) -> String {
-    let mut child = Command::new("sha512sum")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run sha512sum");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(key.as_bytes())
-        .expect("write to sha512sum");
-    let out = child.wait_with_output().expect("sha512sum output");
-    format!("veth{}", &String::from_utf8_lossy(&out.stdout)[..8])
-}
 
 fn host_link(name: &str) -> Value {
     kernel::link(None, name).unwrap_or_else(|| panic!("no link {name} in the host namespace"))

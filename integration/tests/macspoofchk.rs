@@ -82,7 +82,7 @@ impl Pod {
         };
         let (id, ifname) = (pod.id.clone(), "eth0".to_string());
         cleanup.push(format!("remove nft objects of {id}/{ifname}"), move || {
-            remove_nft_objects(&id, &ifname)
+            kernel::remove_spoof_check(&id, &ifname)
         });
         pod
     }
@@ -106,7 +106,11 @@ impl Pod {
     /// `nft list table bridge nat` as it would print with only this attachment's
     /// objects in the table; `""` when none of them is there.
     fn listing(&self) -> String {
-        attachment_listing(&nft_list(), &self.iface_chain(), &self.comment())
+        attachment_listing(
+            &kernel::nft_bridge_nat(),
+            &self.iface_chain(),
+            &self.comment(),
+        )
     }
 
     /// The listing the reference creates (verified with Debian's
@@ -135,7 +139,7 @@ impl Pod {
     /// Asserts that no chain and no base-chain rule of this attachment is left.
     fn assert_no_nft_objects(&self) {
         assert_eq!(self.listing(), "", "nft objects of {} left", self.id);
-        let table = nft_list();
+        let table = kernel::nft_bridge_nat();
         assert!(
             !table.contains(&self.iface_chain()) && !table.contains(&self.comment()),
             "{table}"
@@ -146,16 +150,6 @@ impl Pod {
 // ---------------------------------------------------------------------------
 // Observers and clean-up, with the `nft` tool.
 // ---------------------------------------------------------------------------
-
-/// `nft list table bridge nat`, or `""` when the table does not exist.
-fn nft_list() -> String {
-    let out = cmd::run("nft", &["list", "table", "bridge", "nat"]);
-    if out.status.success() {
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    } else {
-        String::new()
-    }
-}
 
 /// Filters a `nft list table bridge nat` text to one attachment: the base chain with its
 /// header and only the rules ending in `comment "<comment>"`, and the attachment's two
@@ -238,52 +232,6 @@ fn attachment_json(id: &str, veth: &str, mac: &str) -> Vec<Value> {
             serde_json::from_str(&text).expect("still JSON")
         })
         .collect()
-}
-
-/// Removes an attachment's base-chain rules (by comment) and both chains with `nft`,
-/// independently of the plugins. Nothing there is fine.
-fn remove_nft_objects(id: &str, ifname: &str) -> Result<(), String> {
-    let comment = format!("comment \"macspoofchk-{id}-{ifname}\"");
-    let iface = format!("cni-br-iface-{id}-{ifname}");
-    let listing = cmd::try_run(
-        "nft",
-        &["-a", "list", "chain", "bridge", "nat", "PREROUTING"],
-    )
-    .map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&listing.stdout).into_owned();
-    for line in text.lines().filter(|l| l.contains(&comment)) {
-        if let Some(handle) = line.rsplit("# handle ").next() {
-            run_nft(&[
-                "delete",
-                "rule",
-                "bridge",
-                "nat",
-                "PREROUTING",
-                "handle",
-                handle.trim(),
-            ])?;
-        }
-    }
-    let table = nft_list();
-    for chain in [iface.clone(), format!("{iface}-mac")] {
-        if table.contains(&format!("\tchain {chain} {{")) {
-            run_nft(&["delete", "chain", "bridge", "nat", &chain])?;
-        }
-    }
-    Ok(())
-}
-
-fn run_nft(args: &[&str]) -> Result<(), String> {
-    let out = cmd::try_run("nft", args).map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "nft {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
 }
 
 /// The host veth and the container MAC of an ADD result.
@@ -473,7 +421,7 @@ fn del_removes_the_chains_and_rule_and_a_second_del_succeeds() {
     other.call(Impl::Ours, "DEL", &conf).run().expect_success();
     other.assert_no_nft_objects();
     assert!(
-        nft_list().contains("\tchain PREROUTING {"),
+        kernel::nft_bridge_nat().contains("\tchain PREROUTING {"),
         "the base chain was removed"
     );
     assert_eq!(net.ports(), Vec::<String>::new());
@@ -665,7 +613,7 @@ fn cross_cleanup(test: &str, k: u8, adder: Impl, deleter: Impl) {
     pod.assert_no_nft_objects();
     assert_eq!(links_in(&ns), vec!["lo".to_string()]);
     assert_eq!(net.leases(), BTreeMap::new());
-    assert!(nft_list().contains("\tchain PREROUTING {"));
+    assert!(kernel::nft_bridge_nat().contains("\tchain PREROUTING {"));
 }
 
 #[test]
