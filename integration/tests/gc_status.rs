@@ -421,11 +421,6 @@ fn bridge_gc_removes_exactly_the_invalid_attachments_of_its_network() {
     for pod in all {
         pod.assert_intact(&net);
     }
-    let last_reserved = |net: &Net| {
-        let mut store = net.store();
-        store.retain(|name, _| name.starts_with("last_reserved_ip."));
-        store
-    };
     let reserved_before = last_reserved(&net);
     assert_eq!(reserved_before.len(), 2, "{:?}", net.store());
     let other_before = other.state(&[&other_own, &other_twin]);
@@ -450,27 +445,7 @@ fn bridge_gc_removes_exactly_the_invalid_attachments_of_its_network() {
     for pod in [&ours_keep, &ref_keep] {
         pod.assert_intact(&net);
     }
-    // Exactly the valid leases are left, with the round-robin state and lock.
-    let mut valid_ips: Vec<String> = ours_keep.ips();
-    valid_ips.extend(ref_keep.ips());
-    valid_ips.sort();
-    assert_eq!(
-        net.leases().into_keys().collect::<Vec<_>>(),
-        valid_ips,
-        "leases after GC"
-    );
-    assert_eq!(last_reserved(&net), reserved_before);
-    assert!(net.lease_dir().join("lock").is_file(), "lock kept");
-    // And exactly the valid rules carry this network's comment.
-    for ipv6 in [false, true] {
-        let mut want: Vec<String> = [&ours_keep, &ref_keep]
-            .iter()
-            .flat_map(|p| p.rules(ipv6))
-            .filter(|l| !l.starts_with("-N "))
-            .collect();
-        want.sort();
-        assert_eq!(net.commented_rules(ipv6), want, "ipv6={ipv6}");
-    }
+    assert_only_valid_leases_and_rules_left(&net, [&ours_keep, &ref_keep], &reserved_before);
     assert_eq!(other.state(&[&other_own, &other_twin]), other_before);
 
     // The valid attachments still work.
@@ -484,6 +459,42 @@ fn bridge_gc_removes_exactly_the_invalid_attachments_of_its_network() {
     gc_ok("bridge", &gc_conf);
     assert_eq!(net.state(&all), after);
     assert_eq!(other.state(&[&other_own, &other_twin]), other_before);
+}
+
+/// The `last_reserved_ip.*` files (host-local's round-robin state) of `net`.
+fn last_reserved(net: &Net) -> BTreeMap<String, String> {
+    let mut store = net.store();
+    store.retain(|name, _| name.starts_with("last_reserved_ip."));
+    store
+}
+
+/// Asserts GC left exactly `valid`'s leases (plus round-robin state and lock) and rules.
+fn assert_only_valid_leases_and_rules_left(
+    net: &Net,
+    valid: [&Pod; 2],
+    reserved_before: &BTreeMap<String, String>,
+) {
+    // Exactly the valid leases are left, with the round-robin state and lock.
+    let mut valid_ips: Vec<String> = valid[0].ips();
+    valid_ips.extend(valid[1].ips());
+    valid_ips.sort();
+    assert_eq!(
+        net.leases().into_keys().collect::<Vec<_>>(),
+        valid_ips,
+        "leases after GC"
+    );
+    assert_eq!(&last_reserved(net), reserved_before);
+    assert!(net.lease_dir().join("lock").is_file(), "lock kept");
+    // And exactly the valid rules carry this network's comment.
+    for ipv6 in [false, true] {
+        let mut want: Vec<String> = valid
+            .iter()
+            .flat_map(|p| p.rules(ipv6))
+            .filter(|l| !l.starts_with("-N "))
+            .collect();
+        want.sort();
+        assert_eq!(net.commented_rules(ipv6), want, "ipv6={ipv6}");
+    }
 }
 
 /// GC carries on past a failing step: with host-local missing from

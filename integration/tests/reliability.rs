@@ -278,7 +278,7 @@ impl Pod {
 
     /// The host veth name bridge derives for this attachment first.
     fn derived_veth(&self) -> String {
-        bridge_veth_name(&self.network, &self.id, &self.ifname)
+        kernel::derived_veth_name(&self.network, &self.id, &self.ifname)
     }
 
     fn owner(&self) -> String {
@@ -313,24 +313,6 @@ impl Pod {
 // ---------------------------------------------------------------------------
 // Observers and small helpers.
 // ---------------------------------------------------------------------------
-
-/// `veth` + the first 8 hex chars of sha512(`network/id/ifname`), computed
-/// with coreutils, independently of the plugin.
-fn bridge_veth_name(network: &str, id: &str, ifname: &str) -> String {
-    let mut child = Command::new("sha512sum")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run sha512sum");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{network}/{id}/{ifname}").as_bytes())
-        .expect("write to sha512sum");
-    let out = child.wait_with_output().expect("sha512sum output");
-    format!("veth{}", &String::from_utf8_lossy(&out.stdout)[..8])
-}
 
 /// Lines of both nat tables (`iptables`, then `ip6tables`) containing `needle`.
 fn nat_rules_of_both(needle: &str) -> Vec<String> {
@@ -1453,36 +1435,11 @@ fn bad_commands_variables_container_ids_and_ifnames_are_refused() {
     };
     let World { pod, net, .. } = &world;
     let conf = net.config().to_string();
-    let long_command = "X".repeat(1000);
-    let commands = [
-        "FOO",
-        "add",
-        "ADD ",
-        " ADD",
-        "DELETE",
-        "VERSION2",
-        "ÄDD",
-        long_command.as_str(),
-    ];
-    let ids = [
-        "-x", ".x", "_x", "a/b", "../x", "a b", "a\nb", "a;b", "a$b", "ä", "a\tb", "x:y", "a*",
-    ];
-    let long_ifname = "e".repeat(100);
-    let ifnames = [
-        "eth0eth0eth0eth0",
-        long_ifname.as_str(),
-        ".",
-        "..",
-        "a/b",
-        "a:b",
-        "a b",
-        "eth0\n",
-        "\t",
-        "a\u{a0}b",
-    ];
+    let commands = unknown_commands();
+    let ifnames = bad_ifnames();
     let mut bad = Vec::new();
     for plugin in PLUGINS {
-        for command in commands {
+        for command in &commands {
             bad.push(Bad::new(
                 plugin,
                 format!("CNI_COMMAND={command:?}"),
@@ -1491,30 +1448,8 @@ fn bad_commands_variables_container_ids_and_ifnames_are_refused() {
             ));
         }
         for command in ["ADD", "DEL", "CHECK"] {
-            let mut required = vec!["CNI_CONTAINERID", "CNI_IFNAME", "CNI_PATH"];
-            if command != "DEL" {
-                required.push("CNI_NETNS");
-            }
-            for var in required {
-                for (how, call) in [
-                    (
-                        "unset",
-                        pod.call_of(plugin, command, conf.clone()).unset(var),
-                    ),
-                    (
-                        "empty",
-                        pod.call_of(plugin, command, conf.clone()).env(var, ""),
-                    ),
-                ] {
-                    bad.push(Bad::new(
-                        plugin,
-                        format!("{command} with {var} {how}"),
-                        call,
-                        &[4],
-                    ));
-                }
-            }
-            for id in ids {
+            bad.extend(missing_variable_calls(pod, plugin, command, &conf));
+            for id in BAD_CONTAINER_IDS {
                 bad.push(Bad::new(
                     plugin,
                     format!("{command} with container ID {id:?}"),
@@ -1522,7 +1457,7 @@ fn bad_commands_variables_container_ids_and_ifnames_are_refused() {
                     &[4],
                 ));
             }
-            for ifname in ifnames {
+            for ifname in &ifnames {
                 bad.push(Bad::new(
                     plugin,
                     format!("{command} with ifname {ifname:?}"),
@@ -1538,6 +1473,70 @@ fn bad_commands_variables_container_ids_and_ifnames_are_refused() {
         "unknown commands, missing/empty variables, bad container IDs and ifnames",
         &counts,
     );
+}
+
+/// `CNI_COMMAND`s that name no command, the last one 1000 characters long.
+fn unknown_commands() -> Vec<String> {
+    let long_command = "X".repeat(1000);
+    [
+        "FOO",
+        "add",
+        "ADD ",
+        " ADD",
+        "DELETE",
+        "VERSION2",
+        "ÄDD",
+        long_command.as_str(),
+    ]
+    .map(str::to_string)
+    .to_vec()
+}
+
+/// Container IDs the spec's grammar does not allow.
+const BAD_CONTAINER_IDS: [&str; 13] = [
+    "-x", ".x", "_x", "a/b", "../x", "a b", "a\nb", "a;b", "a$b", "ä", "a\tb", "x:y", "a*",
+];
+
+/// Interface names that are too long or hold characters the kernel refuses.
+fn bad_ifnames() -> Vec<String> {
+    let long_ifname = "e".repeat(100);
+    [
+        "eth0eth0eth0eth0",
+        long_ifname.as_str(),
+        ".",
+        "..",
+        "a/b",
+        "a:b",
+        "a b",
+        "eth0\n",
+        "\t",
+        "a\u{a0}b",
+    ]
+    .map(str::to_string)
+    .to_vec()
+}
+
+/// `command` of `plugin` with each variable it requires unset, then empty.
+fn missing_variable_calls(pod: &Pod, plugin: &'static str, command: &str, conf: &str) -> Vec<Bad> {
+    let mut required = vec!["CNI_CONTAINERID", "CNI_IFNAME", "CNI_PATH"];
+    if command != "DEL" {
+        required.push("CNI_NETNS");
+    }
+    let mut bad = Vec::new();
+    for var in required {
+        for (how, call) in [
+            ("unset", pod.call_of(plugin, command, conf).unset(var)),
+            ("empty", pod.call_of(plugin, command, conf).env(var, "")),
+        ] {
+            bad.push(Bad::new(
+                plugin,
+                format!("{command} with {var} {how}"),
+                call,
+                &[4],
+            ));
+        }
+    }
+    bad
 }
 
 #[test]
@@ -1617,10 +1616,48 @@ fn cidrs_and_addresses_of_the_wrong_family_are_refused() {
     };
     let World { pod, net, .. } = &world;
     net.create_bridge();
+    let gw4 = net.gw4();
+    let ipam_cases = wrong_family_ipam_cases(net);
+    let base = net.config();
+    let mut bad = Vec::new();
+    for plugin in ["bridge", "host-local"] {
+        for (label, ipam) in &ipam_cases {
+            let conf = with_ipam_fields(&base, ipam);
+            bad.push(Bad::new(
+                plugin,
+                label.to_string(),
+                pod.call_of(plugin, "ADD", conf.to_string()),
+                &[7],
+            ));
+        }
+        bad.extend(wrong_family_requested_ip_calls(pod, net, plugin, &base));
+    }
+    // A route whose gateway is of the other family: host-local hands it
+    // over, bridge cannot install it and must roll everything back. (An
+    // IPv4 route via an IPv6 gateway is valid, RFC 5549, so not tried.)
+    let route = json!({"dst": "::/0", "gw": gw4});
+    let mut conf = base.clone();
+    conf["ipam"]["routes"] = json!([route]);
+    bad.push(Bad::new(
+        "bridge",
+        format!("route {route}"),
+        pod.call_of("bridge", "ADD", conf.to_string()),
+        &[999],
+    ));
+    let counts = refuse_all(bad, false);
+    assert_untouched(net, pod, Allowed::StoreDir, "after the wrong families");
+    report(
+        "CIDRs, ranges, requested IPs and routes of the wrong family",
+        &counts,
+    );
+}
+
+/// Labelled `ipam` fields mixing `net`'s families; a `null` value removes the key.
+fn wrong_family_ipam_cases(net: &Net) -> Vec<(&'static str, Value)> {
     let (v4, v6) = (net.subnet4(), net.subnet6());
     let (gw4, gw6) = (net.gw4(), net.gw6());
     let ranges = |range: Value| json!([[range]]);
-    let ipam_cases: Vec<(&str, Value)> = vec![
+    vec![
         (
             "v4 subnet, v6 gateway",
             json!({"ranges": ranges(json!({"subnet": v4, "gateway": gw6}))}),
@@ -1653,77 +1690,65 @@ fn cidrs_and_addresses_of_the_wrong_family_are_refused() {
             "both families in one set",
             json!({"ranges": [[{"subnet": v4}, {"subnet": v6}]]}),
         ),
-    ];
-    let base = net.config();
+    ]
+}
+
+/// `base` with `ipam`'s keys set in its `ipam` section, or removed where `null`.
+fn with_ipam_fields(base: &Value, ipam: &Value) -> Value {
+    let mut conf = base.clone();
+    for (key, value) in ipam.as_object().expect("object") {
+        if value.is_null() {
+            conf["ipam"].as_object_mut().expect("ipam").remove(key);
+        } else {
+            conf["ipam"][key] = value.clone();
+        }
+    }
+    conf
+}
+
+/// ADDs of `plugin` requesting an address (`IP=`, `runtimeConfig.ips`) of the wrong family.
+fn wrong_family_requested_ip_calls(
+    pod: &Pod,
+    net: &Net,
+    plugin: &'static str,
+    base: &Value,
+) -> Vec<Bad> {
+    let (v4, v6) = (net.subnet4(), net.subnet6());
+    let (gw4, gw6) = (net.gw4(), net.gw6());
     let mut bad = Vec::new();
-    for plugin in ["bridge", "host-local"] {
-        for (label, ipam) in &ipam_cases {
-            let mut conf = base.clone();
-            for (key, value) in ipam.as_object().expect("object") {
-                if value.is_null() {
-                    conf["ipam"].as_object_mut().expect("ipam").remove(key);
-                } else {
-                    conf["ipam"][key] = value.clone();
-                }
-            }
-            bad.push(Bad::new(
-                plugin,
-                label.to_string(),
-                pod.call_of(plugin, "ADD", conf.to_string()),
-                &[7],
-            ));
-        }
-        // A v4-only network asked for a v6 address (and the reverse).
-        let mut v4_only = base.clone();
-        v4_only["ipam"]["ranges"] = json!([[{"subnet": v4}]]);
-        let mut v6_only = base.clone();
-        v6_only["ipam"]["ranges"] = json!([[{"subnet": v6}]]);
-        for (label, conf, args) in [
-            (
-                "v6 IP= in a v4 network",
-                &v4_only,
-                format!("IgnoreUnknown=1;IP={gw6}5"),
-            ),
-            (
-                "v4 IP= in a v6 network",
-                &v6_only,
-                format!("IgnoreUnknown=1;IP={gw4}0"),
-            ),
-        ] {
-            bad.push(Bad::new(
-                plugin,
-                label.to_string(),
-                pod.call_of(plugin, "ADD", conf.to_string()).args(&args),
-                &[999],
-            ));
-        }
-        let mut conf = v4_only.clone();
-        conf["runtimeConfig"] = json!({"ips": [format!("{gw6}5/64")]});
+    // A v4-only network asked for a v6 address (and the reverse).
+    let mut v4_only = base.clone();
+    v4_only["ipam"]["ranges"] = json!([[{"subnet": v4}]]);
+    let mut v6_only = base.clone();
+    v6_only["ipam"]["ranges"] = json!([[{"subnet": v6}]]);
+    for (label, conf, args) in [
+        (
+            "v6 IP= in a v4 network",
+            &v4_only,
+            format!("IgnoreUnknown=1;IP={gw6}5"),
+        ),
+        (
+            "v4 IP= in a v6 network",
+            &v6_only,
+            format!("IgnoreUnknown=1;IP={gw4}0"),
+        ),
+    ] {
         bad.push(Bad::new(
             plugin,
-            "runtimeConfig.ips of the other family",
-            pod.call_of(plugin, "ADD", conf.to_string()),
+            label.to_string(),
+            pod.call_of(plugin, "ADD", conf.to_string()).args(&args),
             &[999],
         ));
     }
-    // A route whose gateway is of the other family: host-local hands it
-    // over, bridge cannot install it and must roll everything back. (An
-    // IPv4 route via an IPv6 gateway is valid, RFC 5549, so not tried.)
-    let route = json!({"dst": "::/0", "gw": gw4});
-    let mut conf = base.clone();
-    conf["ipam"]["routes"] = json!([route]);
+    let mut conf = v4_only.clone();
+    conf["runtimeConfig"] = json!({"ips": [format!("{gw6}5/64")]});
     bad.push(Bad::new(
-        "bridge",
-        format!("route {route}"),
-        pod.call_of("bridge", "ADD", conf.to_string()),
+        plugin,
+        "runtimeConfig.ips of the other family",
+        pod.call_of(plugin, "ADD", conf.to_string()),
         &[999],
     ));
-    let counts = refuse_all(bad, false);
-    assert_untouched(net, pod, Allowed::StoreDir, "after the wrong families");
-    report(
-        "CIDRs, ranges, requested IPs and routes of the wrong family",
-        &counts,
-    );
+    bad
 }
 
 #[test]

@@ -304,26 +304,7 @@ fn bridge_add_and_del_are_traced_like_the_wrapper() {
     let mut cleanup = Cleanup::new();
     cleanup.link_del(None, &bridge);
 
-    // CRI-O's 100-crio-bridge.conf with our own bridge, subnets and dataDir.
-    let config = json!({
-        "cniVersion": "0.3.1",
-        "name": "crio",
-        "type": "bridge",
-        "bridge": bridge,
-        "isGateway": true,
-        "ipMasq": false,
-        "hairpinMode": true,
-        "ipam": {
-            "type": "host-local",
-            "dataDir": data.path(),
-            "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}],
-            "ranges": [
-                [{"subnet": format!("10.{octet}.0.0/16")}],
-                [{"subnet": format!("fd00:{octet:x}::/64")}]
-            ]
-        }
-    })
-    .to_string();
+    let config = crio_bridge_config(&bridge, data.path(), octet);
     let call = |command: &str| {
         traced(PluginCall::new("bridge"), traces.path())
             .command(command)
@@ -357,9 +338,45 @@ fn bridge_add_and_del_are_traced_like_the_wrapper() {
 
     // The delegated IPAM calls inherit the environment, as with the wrappers.
     let ipam_records = read_records(&traces.join("host-local"));
+    check_delegated_ipam_records(&ipam_records, &add_call, config.as_bytes(), from, to);
+    // host-local's lease is what bridge reported.
+    check_lease_is_bridge_result(&ipam_records, &add);
+}
+
+/// CRI-O's 100-crio-bridge.conf with our own bridge, subnets and dataDir.
+fn crio_bridge_config(bridge: &str, data_dir: &Path, octet: u32) -> String {
+    json!({
+        "cniVersion": "0.3.1",
+        "name": "crio",
+        "type": "bridge",
+        "bridge": bridge,
+        "isGateway": true,
+        "ipMasq": false,
+        "hairpinMode": true,
+        "ipam": {
+            "type": "host-local",
+            "dataDir": data_dir,
+            "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}],
+            "ranges": [
+                [{"subnet": format!("10.{octet}.0.0/16")}],
+                [{"subnet": format!("fd00:{octet:x}::/64")}]
+            ]
+        }
+    })
+    .to_string()
+}
+
+/// Checks the host-local records (ADD, DEL) of bridge's delegated IPAM calls.
+fn check_delegated_ipam_records(
+    ipam_records: &[Record],
+    add_call: &PluginCall,
+    config: &[u8],
+    from: i64,
+    to: i64,
+) {
     assert_eq!(ipam_records.len(), 2, "{ipam_records:?}");
     for (record, command) in ipam_records.iter().zip(["ADD", "DEL"]) {
-        let mut expected = env_lines(&add_call);
+        let mut expected = env_lines(add_call);
         expected.remove("CNI_COMMAND=ADD");
         expected.insert(format!("CNI_COMMAND={command}"));
         assert_eq!(
@@ -368,12 +385,15 @@ fn bridge_add_and_del_are_traced_like_the_wrapper() {
         );
         let grep: Vec<&String> = record.env.iter().filter(|l| l.contains("CNI")).collect();
         assert_eq!(record.cni_params.iter().collect::<Vec<_>>(), grep);
-        assert_eq!(record.input, config.as_bytes(), "host-local INPUT");
+        assert_eq!(record.input, config, "host-local INPUT");
         let start = check_time(&record.start, None, from, to);
         let end = check_time(&record.end, None, from, to);
         assert!(start <= end, "{record:?}");
     }
-    // host-local's lease is what bridge reported.
+}
+
+/// Checks host-local's ADD output has the two addresses bridge reported and DEL printed nothing.
+fn check_lease_is_bridge_result(ipam_records: &[Record], add: &PluginOutput) {
     let lease: Value = serde_json::from_slice(&ipam_records[0].output).unwrap();
     let result = add.json();
     let addresses = |v: &Value| -> Vec<String> {

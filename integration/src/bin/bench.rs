@@ -147,23 +147,8 @@ fn run(options: &Options) -> BenchResult<()> {
     }
     let _lock = take_lock()?;
 
-    let ours = ours_dir()?;
-    if !has_binaries(&ours, &BINARIES) {
-        return Err(format!(
-            "our plugins are not in {}: run `cargo build --release --workspace` first",
-            ours.display()
-        )
-        .into());
-    }
+    let (ours, reference_present) = locate_plugins(options)?;
     let reference = options.reference.as_path();
-    let reference_present = has_binaries(reference, &["bridge", "host-local"]);
-    if !reference_present {
-        eprintln!(
-            "bench: reference plugins not found in {} (apt-get install \
-             containernetworking-plugins); measuring ours only",
-            reference.display()
-        );
-    }
 
     let tmp = std::env::temp_dir();
     let stale = sweep::remove_stale_dirs(&tmp);
@@ -201,6 +186,34 @@ fn run(options: &Options) -> BenchResult<()> {
         machine::loadavg()
     );
 
+    finish_cleanup(&mut cleanup)?;
+    write_results(&facts, &figures)
+}
+
+/// Our plugin directory (holding [`BINARIES`]) and whether the reference is present.
+fn locate_plugins(options: &Options) -> BenchResult<(PathBuf, bool)> {
+    let ours = ours_dir()?;
+    if !has_binaries(&ours, &BINARIES) {
+        return Err(format!(
+            "our plugins are not in {}: run `cargo build --release --workspace` first",
+            ours.display()
+        )
+        .into());
+    }
+    let reference = options.reference.as_path();
+    let reference_present = has_binaries(reference, &["bridge", "host-local"]);
+    if !reference_present {
+        eprintln!(
+            "bench: reference plugins not found in {} (apt-get install \
+             containernetworking-plugins); measuring ours only",
+            reference.display()
+        );
+    }
+    Ok((ours, reference_present))
+}
+
+/// Runs the clean-up now and fails if it failed or left a namespace or bridge.
+fn finish_cleanup(cleanup: &mut Cleanup) -> BenchResult<()> {
     let failures = cleanup.run_now();
     if !failures.is_empty() {
         return Err(format!("clean-up failed: {}", failures.join("; ")).into());
@@ -212,14 +225,18 @@ fn run(options: &Options) -> BenchResult<()> {
     if left > 0 || Kind::ALL.iter().any(|k| host::link_exists(&k.network())) {
         return Err(format!("clean-up left {left} namespace(s) or a bridge behind").into());
     }
+    Ok(())
+}
 
-    print!("{}", report::text(&facts, &figures));
+/// Prints the table and writes `results/bench.md` and `results/bench.svg`.
+fn write_results(facts: &machine::Facts, figures: &Figures) -> BenchResult<()> {
+    print!("{}", report::text(facts, figures));
     let results = workspace_root().join("results");
     std::fs::create_dir_all(&results)?;
-    std::fs::write(results.join("bench.md"), report::markdown(&facts, &figures))?;
+    std::fs::write(results.join("bench.md"), report::markdown(facts, figures))?;
     std::fs::write(
         results.join("bench.svg"),
-        svg::chart(&facts, &figures.rows()),
+        svg::chart(facts, &figures.rows()),
     )?;
     eprintln!(
         "bench: wrote {} and {}",

@@ -189,15 +189,24 @@ impl Figures {
 
     /// The table rows, in display order.
     pub fn rows(&self) -> Vec<Row> {
-        let n = self.options.pods;
+        let mut rows = self.start_up_rows();
+        if let Some(rss) = &self.rss {
+            rows.extend(Self::rss_rows(rss));
+        }
+        rows.extend(self.size_rows());
+        rows.extend(self.scale_rows());
+        rows.extend(self.parallel_rows());
+        rows.extend(self.readiness_rows());
+        rows
+    }
+
+    /// Rows for cold ADD/DEL, VERSION and the `/bin/true` start-up floor.
+    fn start_up_rows(&self) -> Vec<Row> {
         let cold_add = |i| median_ms(&Self::samples(&self.cold.add, i));
         let cold_del = |i| median_ms(&Self::samples(&self.cold.del, i));
         let version = |i| median_ms(&Self::samples(&self.version.version, i));
         let floor = median_ms(&self.version.floor);
-        let scale = |i: usize| self.scale.get(i);
-        let add0 = |i| scale(i).and_then(|s| median_ms(&s.add0));
-        let add_n = |i| scale(i).and_then(|s| median_ms(&s.add_n));
-        let mut rows = vec![
+        vec![
             Row::new("ADD, cold (median, ms)", Unit::Ms, pair(cold_add))
                 .target(Target::RatioAtMost(0.25))
                 .chart(),
@@ -231,49 +240,67 @@ impl Figures {
                 Unit::Ms,
                 [median_ms(&self.version.traced), None],
             ),
-        ];
-        if let Some(rss) = &self.rss {
-            let peak = |per: &[Vec<u64>], i: usize| at(per, i)?.iter().max().map(|k| mib(*k));
-            let plugins = |i: usize| {
-                let bridge = peak(&rss.bridge, i)?;
-                Some(peak(&rss.host_local, i).map_or(bridge, |h| bridge.max(h)))
-            };
-            rows.extend([
-                Row::new(
-                    "peak RSS of an ADD, bridge + host-local: larger process (MiB)",
-                    Unit::MiB,
-                    pair(plugins),
-                )
-                .target(Target::RatioAtMost(0.3)),
-                Row::new(
-                    "peak RSS of the bridge process (MiB)",
-                    Unit::MiB,
-                    pair(|i| peak(&rss.bridge, i)),
-                ),
-                Row::new(
-                    "peak RSS of its host-local process (MiB)",
-                    Unit::MiB,
-                    pair(|i| peak(&rss.host_local, i)),
-                ),
-                Row::new(
-                    "peak RSS of the largest iptables helper (MiB)",
-                    Unit::MiB,
-                    pair(|i| peak(&rss.helpers, i)),
-                ),
-            ]);
-        }
-        for (b, name) in BINARIES.iter().enumerate() {
-            rows.push(Row::new(
-                format!("size of {name} (MiB)"),
+        ]
+    }
+
+    /// Rows for the peak RSS of the processes of an ADD.
+    fn rss_rows(rss: &RssSamples) -> [Row; 4] {
+        let peak = |per: &[Vec<u64>], i: usize| at(per, i)?.iter().max().map(|k| mib(*k));
+        let plugins = |i: usize| {
+            let bridge = peak(&rss.bridge, i)?;
+            Some(peak(&rss.host_local, i).map_or(bridge, |h| bridge.max(h)))
+        };
+        [
+            Row::new(
+                "peak RSS of an ADD, bridge + host-local: larger process (MiB)",
                 Unit::MiB,
-                pair(|i| {
-                    at(&self.sizes, i)
-                        .and_then(|s| s.get(b).copied().flatten())
-                        .map(|bytes| bytes as f64 / 1024.0 / 1024.0)
-                }),
-            ));
-        }
-        rows.extend([
+                pair(plugins),
+            )
+            .target(Target::RatioAtMost(0.3)),
+            Row::new(
+                "peak RSS of the bridge process (MiB)",
+                Unit::MiB,
+                pair(|i| peak(&rss.bridge, i)),
+            ),
+            Row::new(
+                "peak RSS of its host-local process (MiB)",
+                Unit::MiB,
+                pair(|i| peak(&rss.host_local, i)),
+            ),
+            Row::new(
+                "peak RSS of the largest iptables helper (MiB)",
+                Unit::MiB,
+                pair(|i| peak(&rss.helpers, i)),
+            ),
+        ]
+    }
+
+    /// One row per entry of [`BINARIES`] with its file size.
+    fn size_rows(&self) -> Vec<Row> {
+        BINARIES
+            .iter()
+            .enumerate()
+            .map(|(b, name)| {
+                Row::new(
+                    format!("size of {name} (MiB)"),
+                    Unit::MiB,
+                    pair(|i| {
+                        at(&self.sizes, i)
+                            .and_then(|s| s.get(b).copied().flatten())
+                            .map(|bytes| bytes as f64 / 1024.0 / 1024.0)
+                    }),
+                )
+            })
+            .collect()
+    }
+
+    /// Rows for ADD/DEL with 0 and N pods already on the bridge.
+    fn scale_rows(&self) -> [Row; 4] {
+        let n = self.options.pods;
+        let scale = |i: usize| self.scale.get(i);
+        let add0 = |i| scale(i).and_then(|s| median_ms(&s.add0));
+        let add_n = |i| scale(i).and_then(|s| median_ms(&s.add_n));
+        [
             Row::new(
                 "ADD with 0 pods on the bridge (median, ms)",
                 Unit::Ms,
@@ -296,6 +323,12 @@ impl Figures {
                 Unit::Ms,
                 pair(|i| scale(i).and_then(|s| median_ms(&s.del_n))),
             ),
+        ]
+    }
+
+    /// Rows for the wall time of batches of parallel ADDs and DELs.
+    fn parallel_rows(&self) -> [Row; 2] {
+        [
             Row::new(
                 format!(
                     "{} parallel ADDs, wall (median of rounds, ms)",
@@ -314,6 +347,12 @@ impl Figures {
                 pair(|i| median_ms(&Self::samples(&self.parallel.del, i))),
             )
             .chart(),
+        ]
+    }
+
+    /// Rows for how long IPv6 takes to become usable after ADD.
+    fn readiness_rows(&self) -> [Row; 4] {
+        [
             Row::new(
                 "IPv6 usable after ADD returns, new bridge (median, ms)",
                 Unit::Ms,
@@ -338,8 +377,7 @@ impl Figures {
                 pair(|i| Self::add_and_ready_ms(&self.ready_new, i)),
             )
             .chart(),
-        ]);
-        rows
+        ]
     }
 }
 

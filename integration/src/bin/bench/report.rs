@@ -3,10 +3,12 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use crate::cli::Options;
 use crate::figures::{Figures, Row, format_value};
 use crate::impls::Kind;
 use crate::ipv6::{self, ReadinessSamples};
 use crate::machine::Facts;
+use crate::rss::RssSamples;
 use crate::stats::{self, Summary};
 
 const HEADINGS: [&str; 6] = ["figure", "ours", "reference", "ours/ref", "target", "met"];
@@ -112,8 +114,19 @@ fn secs(d: &Duration) -> String {
 
 /// Method and side facts, one sentence each.
 pub fn notes(figures: &Figures) -> Vec<String> {
-    let o = &figures.options;
-    let mut notes = vec![
+    let mut notes = method_notes(&figures.options);
+    if let Some(rss) = &figures.rss {
+        notes.push(rss_note(&figures.options, rss));
+    }
+    notes.push(scale_note(figures));
+    notes.push(parallel_note(figures));
+    notes.push(ipv6_note(figures));
+    notes
+}
+
+/// Notes on how plugins are called, the config, the rounds and VERSION.
+fn method_notes(o: &Options) -> Vec<String> {
+    vec![
         "Every call execs the plugin as CRI-O does: cleared environment with CNI_COMMAND, \
          CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME=eth0, CNI_PATH, CNI_ARGS \
          (IgnoreUnknown=1;K8S_POD_*) and PATH, the config on stdin. A latency runs from just \
@@ -139,20 +152,27 @@ pub fn notes(figures: &Figures) -> Vec<String> {
              plain VERSION figure.",
             o.version_runs
         ),
-    ];
-    if let Some(rss) = &figures.rss {
-        notes.push(format!(
-            "Peak RSS: each process's own high-water mark (VmHWM), read while it is stopped at \
-             exit under ptrace (the tracer only stops and resumes, never touches memory), max \
-             of {} ADDs. The target row is the larger of the two plugin processes, bridge and \
-             the host-local it runs; the iptables helpers (Debian's xtables-nft-multi, run by \
-             both implementations) are shown apart. Floor of the method (/bin/true): {:.2} MiB.",
-            o.rss_runs,
-            rss.floor as f64 / 1024.0
-        ));
-    }
+    ]
+}
+
+/// The note on how peak RSS was measured, with the method's floor.
+fn rss_note(o: &Options, rss: &RssSamples) -> String {
+    format!(
+        "Peak RSS: each process's own high-water mark (VmHWM), read while it is stopped at \
+         exit under ptrace (the tracer only stops and resumes, never touches memory), max \
+         of {} ADDs. The target row is the larger of the two plugin processes, bridge and \
+         the host-local it runs; the iptables helpers (Debian's xtables-nft-multi, run by \
+         both implementations) are shown apart. Floor of the method (/bin/true): {:.2} MiB.",
+        o.rss_runs,
+        rss.floor as f64 / 1024.0
+    )
+}
+
+/// The note on the scale runs, with the untimed fill and drain times.
+fn scale_note(figures: &Figures) -> String {
+    let o = &figures.options;
     let fill = by_kind(figures, |i| figures.scale.get(i).map(|s| (s.fill, s.drain)));
-    notes.push(format!(
+    format!(
         "Scale: per implementation, one after the other, {} timed cycles with an empty bridge, \
          then {} pods attached with its own ADD on {} threads (untimed: {}), {} timed cycles, \
          then all detached ({}).",
@@ -162,7 +182,12 @@ pub fn notes(figures: &Figures) -> Vec<String> {
         list(&fill, |(f, _)| secs(f)),
         o.scale_runs,
         list(&fill, |(_, d)| secs(d)),
-    ));
+    )
+}
+
+/// The note on the parallel runs, with failure counts and each first failure.
+fn parallel_note(figures: &Figures) -> String {
+    let o = &figures.options;
     let failures = by_kind(figures, |i| figures.parallel.failures.get(i).cloned());
     let mut parallel = format!(
         "Throughput: {} ADD processes started at once into fresh namespaces, all reaped, then \
@@ -182,7 +207,12 @@ pub fn notes(figures: &Figures) -> Vec<String> {
             );
         }
     }
-    notes.push(parallel);
+    parallel
+}
+
+/// The note on IPv6 readiness, with settle times and timeouts per scenario.
+fn ipv6_note(figures: &Figures) -> String {
+    let o = &figures.options;
     let scenarios = [
         ("new bridge", &figures.ready_new),
         ("empty bridge", &figures.ready_alone),
@@ -195,7 +225,7 @@ pub fn notes(figures: &Figures) -> Vec<String> {
             .collect::<Vec<_>>()
             .join("; ")
     };
-    notes.push(format!(
+    format!(
         "IPv6: {} pods per implementation in each of three scenarios: the bridge deleted \
          before every ADD (so the ADD creates it, as for the first pod on a node), the bridge \
          present without other pods, and the bridge with one more pod attached. From the \
@@ -207,8 +237,7 @@ pub fn notes(figures: &Figures) -> Vec<String> {
         ipv6::LIMIT.as_secs(),
         per_scenario(Settled::Address),
         per_scenario(Settled::Timeouts),
-    ));
-    notes
+    )
 }
 
 #[derive(Clone, Copy)]
