@@ -115,16 +115,19 @@ impl Detach<'_, '_> {
     /// The interface's global addresses (what masquerade was set up for); when
     /// the interface is gone, what the runtime remembers (`prevResult`), which
     /// lets masquerade teardown take its fast path.
+    /// A failure to list them is reported after the fallback.
     fn read_addresses(&mut self) -> Result<(), BridgeError> {
-        if let Some((pod, link)) = &self.found {
-            self.addresses = container::global_addresses(pod.as_ref(), link)?;
-        }
+        let listed = match &self.found {
+            Some((pod, link)) => container::global_addresses(pod.as_ref(), link),
+            None => Ok(Vec::new()),
+        };
+        self.addresses = listed.as_ref().cloned().unwrap_or_default();
         if self.addresses.is_empty()
             && let Ok(Some(previous)) = self.req.prev_result()
         {
             self.addresses = previous.ips.iter().map(|ip| ip.address).collect();
         }
-        Ok(())
+        listed.map(drop).map_err(BridgeError::from)
     }
 
     fn start_ipam(&mut self) -> Result<(), BridgeError> {
