@@ -196,15 +196,20 @@ mod tests {
 
     #[test]
     fn a_missing_binary_is_not_found() {
+        // A path, so that no unreadable directory on PATH turns the lookup's
+        // ENOENT into EACCES.
         let missing = Helper {
-            program: "no-such-helper-cni-rs",
+            program: "/nonexistent/no-such-helper-cni-rs",
             args: &[],
             family: None,
             label: "no-such-helper-cni-rs",
         };
         let err = missing.run(b"").unwrap_err();
-        assert!(err.is_not_found());
-        assert_eq!(err.to_string(), "no-such-helper-cni-rs not found in PATH");
+        assert!(err.is_not_found(), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "/nonexistent/no-such-helper-cni-rs not found in PATH"
+        );
         assert!(!on_path("no-such-helper-cni-rs"));
         assert!(on_path("sh"));
     }
