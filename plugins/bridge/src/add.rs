@@ -22,7 +22,6 @@ use crate::result::{self, Addressing};
 use crate::rollback::Rollback;
 use crate::steps::{Step, run_until_failure};
 use cni_types::CniError;
-use cni_types::netns::NetnsError;
 use cni_types::result::Result as CniResult;
 use cni_types::skel::Request;
 
@@ -163,10 +162,7 @@ pub fn add(
 
 impl<'n> Attach<'n, '_> {
     fn open_namespace(&mut self) -> Result<(), BridgeError> {
-        let path = &self.req.env.netns;
-        let pod = self.node.namespaces.open(path)?;
-        self.pod =
-            Some(pod.ok_or_else(|| BridgeError::netns(path, NetnsError::NotFound(path.into())))?);
+        self.pod = Some(self.node.namespaces.open_existing(&self.req.env.netns)?);
         Ok(())
     }
 

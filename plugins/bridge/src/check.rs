@@ -11,7 +11,6 @@ use crate::firewall::{FirewallError, Target};
 use crate::netlink::{Link, is_bridge, is_veth};
 use crate::node::{HostNet, Node, PodNet};
 use crate::steps::{Step, run_until_failure};
-use cni_types::netns::NetnsError;
 use cni_types::result::{Interface, Result as CniResult};
 use cni_types::skel::Request;
 use ipnetwork::IpNetwork;
@@ -85,10 +84,7 @@ pub fn check(node: Node<'_>, req: &Request<'_>, conf: &BridgeConfig) -> Result<(
 
 impl<'n> Inspect<'n, '_> {
     fn open_namespace(&mut self) -> Result<(), BridgeError> {
-        let path = &self.req.env.netns;
-        let pod = self.node.namespaces.open(path)?;
-        self.pod =
-            Some(pod.ok_or_else(|| BridgeError::netns(path, NetnsError::NotFound(path.into())))?);
+        self.pod = Some(self.node.namespaces.open_existing(&self.req.env.netns)?);
         Ok(())
     }
 

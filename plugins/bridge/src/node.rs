@@ -16,6 +16,7 @@ use crate::netlink::{Link, NetlinkError, RouteEntry};
 use crate::pending::Pending;
 use crate::sysctl::SysctlError;
 use cni_types::CniError;
+use cni_types::netns::NetnsError;
 use cni_types::result::Result as CniResult;
 use ipnetwork::IpNetwork;
 use std::net::IpAddr;
@@ -206,6 +207,16 @@ pub trait Namespaces {
     /// [`BridgeError::Netns`] when it is not a namespace or cannot be
     /// entered, [`BridgeError::Netlink`] when no connection can be opened.
     fn open(&self, path: &str) -> Result<Option<Box<dyn PodNet + '_>>, BridgeError>;
+
+    /// [`Namespaces::open`] for a namespace that must exist (ADD, CHECK).
+    ///
+    /// # Errors
+    /// As [`Namespaces::open`], and [`BridgeError::Netns`] with the
+    /// reference's "not found" message when the path does not exist.
+    fn open_existing(&self, path: &str) -> Result<Box<dyn PodNet + '_>, BridgeError> {
+        self.open(path)?
+            .ok_or_else(|| BridgeError::netns(path, NetnsError::NotFound(path.into())))
+    }
 }
 
 /// The delegated IPAM plugin, called with the request's environment and

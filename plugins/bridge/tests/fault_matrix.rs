@@ -14,33 +14,13 @@
 
 mod model;
 
-use bridge::BridgeOn;
-use cni_types::CniEnv;
-use cni_types::result::Result as CniResult;
-use cni_types::skel::{Outcome, Plugin, Request, dispatch};
-use model::{Model, State, World};
+use cni_types::skel::Outcome;
+use model::{Model, State, World, call};
 use serde_json::{Value, json};
 
 const POD: &str = "/run/netns/pod";
 const OTHER_POD: &str = "/run/netns/other";
 const CRIO: &str = include_str!("../../../cni-types/tests/fixtures/100-crio-bridge.conf");
-
-/// The plugin on the model.
-struct OnModel<'m>(&'m Model);
-
-impl Plugin for OnModel<'_> {
-    fn add(&self, req: &Request<'_>) -> Result<CniResult, cni_types::CniError> {
-        BridgeOn::new(self.0.parts(req).node()).add(req)
-    }
-
-    fn del(&self, req: &Request<'_>) -> Result<(), cni_types::CniError> {
-        BridgeOn::new(self.0.parts(req).node()).del(req)
-    }
-
-    fn check(&self, req: &Request<'_>) -> Result<(), cni_types::CniError> {
-        BridgeOn::new(self.0.parts(req).node()).check(req)
-    }
-}
 
 /// A config shape and the node it starts on.
 struct Shape {
@@ -138,20 +118,6 @@ fn shapes() -> Vec<Shape> {
             prepare: nothing,
         },
     ]
-}
-
-/// Runs one command on the model as a runtime calls the plugin.
-fn call(model: &Model, command: &str, container_id: &str, netns: &str, config: &Value) -> Outcome {
-    let env = CniEnv {
-        command: command.to_owned(),
-        container_id: container_id.to_owned(),
-        netns: netns.to_owned(),
-        ifname: "eth0".to_owned(),
-        path: "/opt/cni/bin".to_owned(),
-        ..CniEnv::default()
-    };
-    let stdin = serde_json::to_vec(config).unwrap();
-    dispatch(&OnModel(model), "bridge", &env, &mut || Ok(stdin.clone()))
 }
 
 /// Runs `command` on `world` with operation `fail_at` failing; returns the

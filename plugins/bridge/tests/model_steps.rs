@@ -6,43 +6,16 @@
 
 mod model;
 
-use bridge::BridgeOn;
-use cni_types::CniEnv;
-use cni_types::result::Result as CniResult;
-use cni_types::skel::{Outcome, Plugin, Request, dispatch};
+use cni_types::skel::Outcome;
 use model::{HOST, Model, World};
 use serde_json::{Value, json};
 
 const POD: &str = "/run/netns/pod";
 const CRIO: &str = include_str!("../../../cni-types/tests/fixtures/100-crio-bridge.conf");
 
-struct OnModel<'m>(&'m Model);
-
-impl Plugin for OnModel<'_> {
-    fn add(&self, req: &Request<'_>) -> Result<CniResult, cni_types::CniError> {
-        BridgeOn::new(self.0.parts(req).node()).add(req)
-    }
-
-    fn del(&self, req: &Request<'_>) -> Result<(), cni_types::CniError> {
-        BridgeOn::new(self.0.parts(req).node()).del(req)
-    }
-
-    fn check(&self, req: &Request<'_>) -> Result<(), cni_types::CniError> {
-        BridgeOn::new(self.0.parts(req).node()).check(req)
-    }
-}
-
+/// Runs `command` for the pod on the model.
 fn call(model: &Model, command: &str, config: &Value) -> Outcome {
-    let env = CniEnv {
-        command: command.to_owned(),
-        container_id: "pod".to_owned(),
-        netns: POD.to_owned(),
-        ifname: "eth0".to_owned(),
-        path: "/opt/cni/bin".to_owned(),
-        ..CniEnv::default()
-    };
-    let stdin = serde_json::to_vec(config).unwrap();
-    dispatch(&OnModel(model), "bridge", &env, &mut || Ok(stdin.clone()))
+    model::call(model, command, "pod", POD, config)
 }
 
 /// A node with the pod's namespace, and CRI-O's config at 1.0.0.

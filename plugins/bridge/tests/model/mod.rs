@@ -11,9 +11,13 @@ mod firewall;
 mod ipam;
 mod net;
 
+use bridge::BridgeOn;
 use bridge::node::Node;
-use cni_types::skel::Request;
+use cni_types::result::Result as CniResult;
+use cni_types::skel::{Outcome, Plugin, Request, dispatch};
+use cni_types::{CniEnv, CniError};
 use ipnetwork::IpNetwork;
+use serde_json::Value;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -288,4 +292,42 @@ impl Parts<'_> {
             ipam: &self.ipam,
         }
     }
+}
+
+/// The plugin on a model: the bridge's commands, changing the model's node.
+pub struct OnModel<'m>(pub &'m Model);
+
+impl Plugin for OnModel<'_> {
+    fn add(&self, req: &Request<'_>) -> Result<CniResult, CniError> {
+        BridgeOn::new(self.0.parts(req).node()).add(req)
+    }
+
+    fn del(&self, req: &Request<'_>) -> Result<(), CniError> {
+        BridgeOn::new(self.0.parts(req).node()).del(req)
+    }
+
+    fn check(&self, req: &Request<'_>) -> Result<(), CniError> {
+        BridgeOn::new(self.0.parts(req).node()).check(req)
+    }
+}
+
+/// Runs `command` for `container_id`'s `eth0` in `netns` with `config` on
+/// stdin, through the dispatcher, as a runtime calls the plugin.
+pub fn call(
+    model: &Model,
+    command: &str,
+    container_id: &str,
+    netns: &str,
+    config: &Value,
+) -> Outcome {
+    let env = CniEnv {
+        command: command.to_owned(),
+        container_id: container_id.to_owned(),
+        netns: netns.to_owned(),
+        ifname: "eth0".to_owned(),
+        path: "/opt/cni/bin".to_owned(),
+        ..CniEnv::default()
+    };
+    let stdin = serde_json::to_vec(config).unwrap_or_default();
+    dispatch(&OnModel(model), "bridge", &env, &mut || Ok(stdin.clone()))
 }
