@@ -151,13 +151,18 @@ pub fn add(
         spoof_checking: None,
         rollback: Rollback::default(),
     };
-    match run_until_failure(&steps(), &mut attach) {
+    let built = match run_until_failure(&steps(), &mut attach) {
         Ok(()) => attach.result(),
         Err(failed) => {
-            attach.unwind();
+            // For the runtime's log; stdout carries the error object.
+            eprintln!("bridge: ADD failed at \"{}\": {}", failed.step, failed.error);
             Err(failed.error)
         }
+    };
+    if built.is_err() {
+        attach.unwind();
     }
+    built
 }
 
 impl<'n> Attach<'n, '_> {
@@ -325,18 +330,14 @@ impl<'n> Attach<'n, '_> {
     }
 
     /// The result of the finished steps.
-    fn result(self) -> Result<CniResult, BridgeError> {
+    fn result(&mut self) -> Result<CniResult, BridgeError> {
         let links = result::Links {
             bridge: need(&self.bridge)?,
             veth: need(&self.veth)?,
             container: need(&self.container)?,
         };
-        Ok(result::build(
-            self.conf,
-            self.req.env,
-            self.addressing,
-            &links,
-        ))
+        let addressing = self.addressing.take();
+        Ok(result::build(self.conf, self.req.env, addressing, &links))
     }
 
     /// Undoes what the steps recorded, newest first.
