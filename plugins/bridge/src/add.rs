@@ -155,7 +155,10 @@ pub fn add(
         Ok(()) => attach.result(),
         Err(failed) => {
             // For the runtime's log; stdout carries the error object.
-            eprintln!("bridge: ADD failed at \"{}\": {}", failed.step, failed.error);
+            eprintln!(
+                "bridge: ADD failed at \"{}\": {}",
+                failed.step, failed.error
+            );
             Err(failed.error)
         }
     };

@@ -6,7 +6,7 @@
 //! pod's namespace ([`Namespaces`]), the firewall ([`Firewall`], masquerade
 //! and the MAC spoof check) and the IPAM plugin ([`Ipam`]). Host and pod
 //! handles are distinct types, so a step cannot configure the wrong
-//! namespace. The shipped implementation is [`crate::system`] (netlink,
+//! namespace. The shipped implementation is the private `system` module (netlink,
 //! `/proc/sys`, helper programs, exec); the tests drive the same steps
 //! through an in-memory model of the node that can fail any operation.
 

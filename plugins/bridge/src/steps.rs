@@ -1,7 +1,7 @@
 //! Commands as named step lists. A step is a function over one context (the
 //! attachment being built, torn down or checked); a list runs its steps in
 //! order. ADD and CHECK stop at the first failure (ADD then undoes what its
-//! steps recorded, see [`crate::rollback`]); DEL runs every step and reports
+//! steps recorded, see [`crate::add::Undo`]); DEL runs every step and reports
 //! the first failure.
 
 use crate::error::BridgeError;
