@@ -17,6 +17,7 @@ mod model;
 use cni_types::skel::Outcome;
 use model::{Model, State, World, call};
 use serde_json::{Value, json};
+use std::io::Write as _;
 
 const POD: &str = "/run/netns/pod";
 const OTHER_POD: &str = "/run/netns/other";
@@ -120,18 +121,47 @@ fn shapes() -> Vec<Shape> {
     ]
 }
 
-/// Runs `command` on `world` with operation `fail_at` failing; returns the
-/// outcome and the world after it.
-fn run(world: &World, command: &str, config: &Value, fail_at: Option<usize>) -> (Outcome, World) {
+/// Where an injected fault strikes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// Before the operation changes anything.
+    Before,
+    /// After a helper or the IPAM plugin applied its change (see
+    /// `World::fault_after`).
+    After,
+}
+
+/// Runs `command` on `world` with operation `fail_at` failing (`fault`
+/// says when); returns the outcome and the world after it.
+fn run_faulted(
+    world: &World,
+    command: &str,
+    config: &Value,
+    fail_at: Option<usize>,
+    fault: Fault,
+) -> (Outcome, World) {
     let mut world = world.clone();
     world.ops.clear();
     world.failed = None;
     world.fail_at = fail_at;
+    world.fault_after = fault == Fault::After;
     let model = Model::new(world);
     let outcome = call(&model, command, "pod", POD, config);
     let mut world = model.world.into_inner();
     world.fail_at = None;
+    world.fault_after = false;
     (outcome, world)
+}
+
+/// [`run_faulted`] with faults before the operation.
+fn run(world: &World, command: &str, config: &Value, fail_at: Option<usize>) -> (Outcome, World) {
+    run_faulted(world, command, config, fail_at, Fault::Before)
+}
+
+/// Operations that can fail after applying their change: helpers and the
+/// IPAM plugin.
+fn can_fail_after(op: &str) -> bool {
+    op.starts_with("IPAM") || op.starts_with("iptables-restore") || op == "nft"
 }
 
 /// The node a shape starts on: empty (`busy` false) or with another pod
@@ -214,43 +244,105 @@ struct Tally {
 }
 
 impl Tally {
+    /// Prints the tally's line (straight to stderr, which the test harness
+    /// does not capture, so every run shows it) and fails on any problem.
     fn report(&self, verb: &str, configs: usize) {
-        println!(
-            "fault-matrix {verb}: {configs} configs, {} cases, {} leaks",
+        let line = format!(
+            "fault-matrix {verb}: {configs} configs, {} cases, {} leaks\n",
             self.cases,
             self.problems.len()
         );
+        let _ = std::io::stderr().write_all(line.as_bytes());
         assert!(self.problems.is_empty(), "{}", self.problems.join("\n"));
+    }
+}
+
+/// The faults to inject into operation `op`: before, and also after where
+/// it can fail after applying its change.
+fn faults_for(op: &str) -> &'static [Fault] {
+    if can_fail_after(op) {
+        &[Fault::Before, Fault::After]
+    } else {
+        &[Fault::Before]
     }
 }
 
 /// ADD with each operation failing in turn.
 fn add_matrix(shape: &Shape, busy: bool, tally: &mut Tally) {
     let before = start(shape, busy);
-    let bridge = bridge_of(shape);
     let (clean, after) = run(&before, "ADD", &shape.config, None);
     assert!(clean.success, "{}: {}", shape.name, text(&clean));
-    for n in 1..=after.ops.len() {
-        tally.cases += 1;
-        let (outcome, world) = run(&before, "ADD", &shape.config, Some(n));
-        let op = world.failed.clone().unwrap_or_default();
-        let case = format!("{} (busy: {busy}), ADD failing at {n} ({op})", shape.name);
-        if outcome.success {
-            let (deleted, world) = run(&world, "DEL", &shape.config, None);
-            if !best_effort(&op) {
-                tally.problems.push(format!("{case}: succeeded"));
-            } else if !deleted.success || !same(&world.state, &before.state, &bridge, busy) {
-                tally
-                    .problems
-                    .push(format!("{case}: DEL after it left {world:#?}"));
+    for (index, op) in after.ops.iter().enumerate() {
+        for &fault in faults_for(op) {
+            tally.cases += 1;
+            if let Err(problem) = add_case(shape, busy, &before, index + 1, fault) {
+                tally.problems.push(problem);
             }
-        } else if !same(&world.state, &before.state, &bridge, busy) {
-            tally.problems.push(format!(
-                "{case}: leaked\n{:#?}\nvs\n{:#?}",
-                world.state, before.state
-            ));
-        } else if code(&outcome) != expected_code(&op) {
-            tally.problems.push(format!("{case}: {}", text(&outcome)));
+        }
+    }
+}
+
+/// One ADD with operation `n` failing.
+fn add_case(
+    shape: &Shape,
+    busy: bool,
+    before: &World,
+    n: usize,
+    fault: Fault,
+) -> Result<(), String> {
+    let bridge = bridge_of(shape);
+    let (outcome, world) = run_faulted(before, "ADD", &shape.config, Some(n), fault);
+    let op = world.failed.clone().unwrap_or_default();
+    let case = format!(
+        "{} (busy: {busy}), ADD failing {fault:?} {n} ({op})",
+        shape.name
+    );
+    if outcome.success {
+        let (deleted, world) = run(&world, "DEL", &shape.config, None);
+        if !best_effort(&op) {
+            return Err(format!("{case}: succeeded"));
+        }
+        if !deleted.success || !same(&world.state, &before.state, &bridge, busy) {
+            return Err(format!("{case}: DEL after it left {world:#?}"));
+        }
+    } else if !same(&world.state, &before.state, &bridge, busy) {
+        return Err(format!(
+            "{case}: leaked\n{:#?}\nvs\n{:#?}",
+            world.state, before.state
+        ));
+    } else if code(&outcome) != expected_code(&op) {
+        return Err(format!("{case}: {}", text(&outcome)));
+    }
+    Ok(())
+}
+
+/// What a DEL case starts from: the node after a successful ADD, the node
+/// DEL must return to, and DEL's config (with the ADD's result as
+/// `prevResult` where the shape has one).
+struct Attached {
+    before: World,
+    attached: World,
+    config: Value,
+}
+
+impl Attached {
+    /// With `netns_gone`, the pod's namespace is deleted after the ADD.
+    fn new(shape: &Shape, busy: bool, netns_gone: bool) -> Attached {
+        let mut before = start(shape, busy);
+        let (added, mut attached) = run(&before, "ADD", &shape.config, None);
+        assert!(added.success, "{}: {}", shape.name, text(&added));
+        let mut config = shape.config.clone();
+        if shape.config.get("prevResult").is_some() {
+            config["prevResult"] = serde_json::from_slice(&added.stdout).unwrap();
+        }
+        if netns_gone {
+            attached.delete_pod(POD);
+            before.delete_pod(POD);
+        }
+        Attached {
+            before,
+            attached,
+            config,
         }
     }
 }
@@ -258,51 +350,53 @@ fn add_matrix(shape: &Shape, busy: bool, tally: &mut Tally) {
 /// DEL with each operation failing in turn, then DEL again without faults.
 /// With `netns_gone`, the pod's namespace is deleted between ADD and DEL.
 fn del_matrix(shape: &Shape, busy: bool, netns_gone: bool, tally: &mut Tally) {
-    let mut before = start(shape, busy);
-    let bridge = bridge_of(shape);
-    let (added, mut attached) = run(&before, "ADD", &shape.config, None);
-    assert!(added.success, "{}: {}", shape.name, text(&added));
-    let mut config = shape.config.clone();
-    if shape.config.get("prevResult").is_some() {
-        config["prevResult"] = serde_json::from_slice(&added.stdout).unwrap();
-    }
-    if netns_gone {
-        attached.delete_pod(POD);
-        before.delete_pod(POD);
-    }
-    let (clean, _) = run(&attached, "DEL", &config, None);
+    let start = Attached::new(shape, busy, netns_gone);
+    let (clean, after) = run(&start.attached, "DEL", &start.config, None);
     assert!(clean.success, "{}: {}", shape.name, text(&clean));
-    let ops = run(&attached, "DEL", &config, None).1.ops.len();
-    for n in 1..=ops {
-        tally.cases += 1;
-        let (outcome, world) = run(&attached, "DEL", &config, Some(n));
-        let op = world.failed.clone().unwrap_or_default();
-        let case = format!(
-            "{} (busy: {busy}, netns gone: {netns_gone}), DEL failing at {n} ({op})",
-            shape.name
-        );
-        let kept_going = same(
-            &without_residue_of(&op, &world.state),
-            &without_residue_of(&op, &before.state),
-            &bridge,
-            busy,
-        );
-        let (retried, world) = run(&world, "DEL", &config, None);
-        if outcome.success {
-            tally
-                .problems
-                .push(format!("{case}: the failure was not reported"));
-        } else if !kept_going {
-            tally
-                .problems
-                .push(format!("{case}: stopped at the failure"));
-        } else if code(&outcome) != expected_code(&op) {
-            tally.problems.push(format!("{case}: {}", text(&outcome)));
-        } else if !retried.success || !same(&world.state, &before.state, &bridge, busy) {
-            tally
-                .problems
-                .push(format!("{case}: the retried DEL left {:#?}", world.state));
+    for (index, op) in after.ops.iter().enumerate() {
+        for &fault in faults_for(op) {
+            tally.cases += 1;
+            let case = format!(
+                "{} (busy: {busy}, netns gone: {netns_gone}), DEL failing {fault:?} {} ({op})",
+                shape.name,
+                index + 1
+            );
+            if let Err(problem) = del_case(shape, busy, &start, index + 1, fault) {
+                tally.problems.push(format!("{case}: {problem}"));
+            }
         }
+    }
+}
+
+/// One DEL with operation `n` failing, then its retry.
+fn del_case(
+    shape: &Shape,
+    busy: bool,
+    start: &Attached,
+    n: usize,
+    fault: Fault,
+) -> Result<(), String> {
+    let bridge = bridge_of(shape);
+    let before = &start.before.state;
+    let (outcome, world) = run_faulted(&start.attached, "DEL", &start.config, Some(n), fault);
+    let op = world.failed.clone().unwrap_or_default();
+    let kept_going = same(
+        &without_residue_of(&op, &world.state),
+        &without_residue_of(&op, before),
+        &bridge,
+        busy,
+    );
+    let (retried, world) = run(&world, "DEL", &start.config, None);
+    if outcome.success {
+        Err("the failure was not reported".to_owned())
+    } else if !kept_going {
+        Err("stopped at the failure".to_owned())
+    } else if code(&outcome) != expected_code(&op) {
+        Err(text(&outcome))
+    } else if !retried.success || !same(&world.state, before, &bridge, busy) {
+        Err(format!("the retried DEL left {:#?}", world.state))
+    } else {
+        Ok(())
     }
 }
 

@@ -50,10 +50,8 @@ impl Masquerade<'_> {
     fn batch(&self, family: Family, change: impl FnOnce(&mut World)) -> Result<(), FirewallError> {
         let mut world = self.0.borrow_mut();
         world
-            .op(&format!("iptables-restore {family}"))
-            .map_err(|fault| injected("iptables-restore", Some(family), fault.0))?;
-        change(&mut world);
-        Ok(())
+            .apply(&format!("iptables-restore {family}"), change)
+            .map_err(|fault| injected("iptables-restore", Some(family), fault.0))
     }
 }
 
@@ -144,11 +142,8 @@ impl SpoofCheck<'_> {
     fn batch(&self, change: impl FnOnce(&mut World)) -> PendingChange<'_> {
         let mut world = self.0.borrow_mut();
         let outcome = world
-            .op("nft")
+            .apply("nft", change)
             .map_err(|fault| injected("nft -j -f -", None, fault.0));
-        if outcome.is_ok() {
-            change(&mut world);
-        }
         Pending::ready(outcome)
     }
 }

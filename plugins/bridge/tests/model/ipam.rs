@@ -79,40 +79,62 @@ impl<'m> Leases<'m> {
             .collect()
     }
 
+    /// Runs the plugin's `command`, which makes `change`; a fault is the
+    /// plugin's failure with [`FAULT_CODE`].
+    fn apply<T>(
+        &self,
+        command: &str,
+        change: impl FnOnce(&mut World) -> Result<T, CniError>,
+    ) -> Result<T, CniError> {
+        let mut world = self.world.borrow_mut();
+        world
+            .apply(&format!("IPAM {command}"), change)
+            .map_err(|fault| CniError::new(ErrorCode::from_u32(FAULT_CODE), fault.0))?
+    }
+
     fn add(&self) -> Result<CniResult, CniError> {
-        let mut world = self.run("ADD")?;
-        let owner = self.owner();
-        let mut ips = Vec::new();
-        for subnet in self.subnets() {
-            let leased = world
-                .state
-                .leases
+        let (owner, subnets) = (self.owner(), self.subnets());
+        let ips = self.apply("ADD", |world| {
+            subnets
                 .iter()
-                .find(|(ip, o)| **o == owner && subnet.contains(**ip))
-                .map(|(ip, _)| *ip);
-            let ip = match leased {
-                Some(ip) => ip,
-                None => {
-                    let free = (2..1000u32)
-                        .map(|n| nth(subnet, n))
-                        .find(|ip| !world.state.leases.contains_key(ip))
-                        .ok_or_else(|| CniError::internal("no IP addresses available"))?;
-                    world.state.leases.insert(free, owner.clone());
-                    free
-                }
-            };
-            ips.push(IpConfig {
-                interface: None,
-                address: IpNetwork::new(ip, subnet.prefix()).map_err(CniError::internal)?,
-                gateway: Some(nth(subnet, 1)),
-            });
-        }
+                .map(|subnet| lease(world, &owner, *subnet))
+                .collect::<Result<Vec<_>, _>>()
+        })?;
         Ok(CniResult {
             ips,
             routes: self.routes(),
             ..CniResult::default()
         })
     }
+}
+
+/// `owner`'s address in `subnet`: the one it holds, else the first free one.
+fn lease(
+    world: &mut World,
+    owner: &(String, String, String),
+    subnet: IpNetwork,
+) -> Result<IpConfig, CniError> {
+    let leases = &mut world.state.leases;
+    let held = leases
+        .iter()
+        .find(|(ip, o)| *o == owner && subnet.contains(**ip))
+        .map(|(ip, _)| *ip);
+    let ip = match held {
+        Some(ip) => ip,
+        None => {
+            let free = (2..1000u32)
+                .map(|n| nth(subnet, n))
+                .find(|ip| !leases.contains_key(ip))
+                .ok_or_else(|| CniError::internal("no IP addresses available"))?;
+            leases.insert(free, owner.clone());
+            free
+        }
+    };
+    Ok(IpConfig {
+        interface: None,
+        address: IpNetwork::new(ip, subnet.prefix()).map_err(CniError::internal)?,
+        gateway: Some(nth(subnet, 1)),
+    })
 }
 
 /// The `n`th address of `subnet`.
@@ -130,8 +152,9 @@ impl Ipam for Leases<'_> {
 
     fn start_del(&self, _plugin: &str) -> Pending<'_, Result<(), CniError>> {
         let owner = self.owner();
-        Pending::ready(self.run("DEL").map(|mut world| {
+        Pending::ready(self.apply("DEL", |world| {
             world.state.leases.retain(|_, o| *o != owner);
+            Ok(())
         }))
     }
 

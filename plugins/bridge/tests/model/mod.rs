@@ -102,6 +102,11 @@ pub struct World {
     pub fail_at: Option<usize>,
     /// The operation that failed, once it has.
     pub failed: Option<String>,
+    /// Fail helper and IPAM runs after they applied their change (a helper
+    /// killed after its commit, an IPAM plugin that wrote the lease and then
+    /// failed) instead of before. Netlink requests always fail before: the
+    /// kernel answers with the outcome of what it did.
+    pub fault_after: bool,
     next_index: u32,
     next_namespace: u32,
 }
@@ -135,6 +140,25 @@ impl World {
             )));
         }
         Ok(())
+    }
+
+    /// Counts one run of a helper or the IPAM plugin that makes `change`:
+    /// the one told to fail returns [`Fault`], before or (with
+    /// `fault_after`) after making it.
+    pub fn apply<T>(
+        &mut self,
+        name: &str,
+        change: impl FnOnce(&mut World) -> T,
+    ) -> Result<T, Fault> {
+        match self.op(name) {
+            Ok(()) => Ok(change(self)),
+            Err(fault) => {
+                if self.fault_after {
+                    change(self);
+                }
+                Err(fault)
+            }
+        }
     }
 
     /// A new namespace with `lo`; returns its id.
