@@ -14,6 +14,10 @@ pub(crate) enum Attr {
     U8(u16, u8),
     /// A 32-bit value in host byte order.
     U32(u16, u32),
+    /// A 32-bit value in network byte order (nf_tables).
+    U32Be(u16, u32),
+    /// A 64-bit value in network byte order (nf_tables).
+    U64Be(u16, u64),
     /// Raw bytes: a MAC, an address's octets, a struct.
     Bytes(u16, Vec<u8>),
     /// A NUL-terminated string.
@@ -36,7 +40,8 @@ impl Nla for Attr {
     fn value_len(&self) -> usize {
         match self {
             Attr::U8(..) => 1,
-            Attr::U32(..) => 4,
+            Attr::U32(..) | Attr::U32Be(..) => 4,
+            Attr::U64Be(..) => 8,
             Attr::Bytes(_, bytes) => bytes.len(),
             Attr::Str(_, text) => text.len() + 1,
             Attr::Nested(_, attrs) => attrs.as_slice().buffer_len(),
@@ -47,6 +52,8 @@ impl Nla for Attr {
         match self {
             Attr::U8(kind, _)
             | Attr::U32(kind, _)
+            | Attr::U32Be(kind, _)
+            | Attr::U64Be(kind, _)
             | Attr::Bytes(kind, _)
             | Attr::Str(kind, _)
             | Attr::Nested(kind, _) => *kind,
@@ -57,6 +64,8 @@ impl Nla for Attr {
         match self {
             Attr::U8(_, value) => buffer[0] = *value,
             Attr::U32(_, value) => buffer[..4].copy_from_slice(&value.to_ne_bytes()),
+            Attr::U32Be(_, value) => buffer[..4].copy_from_slice(&value.to_be_bytes()),
+            Attr::U64Be(_, value) => buffer[..8].copy_from_slice(&value.to_be_bytes()),
             Attr::Bytes(_, bytes) => buffer[..bytes.len()].copy_from_slice(bytes),
             Attr::Str(_, text) => {
                 buffer[..text.len()].copy_from_slice(text.as_bytes());
@@ -120,6 +129,15 @@ pub(crate) fn read_u32(nla: &NlaBuffer<&[u8]>) -> Result<u32, Error> {
         .try_into()
         .map_err(|_| malformed(nla, "4 bytes", value.len()))?;
     Ok(u32::from_ne_bytes(raw))
+}
+
+/// A 64-bit value in network byte order.
+pub(crate) fn read_u64_be(nla: &NlaBuffer<&[u8]>) -> Result<u64, Error> {
+    let value = nla.value();
+    let raw: [u8; 8] = value
+        .try_into()
+        .map_err(|_| malformed(nla, "8 bytes", value.len()))?;
+    Ok(u64::from_be_bytes(raw))
 }
 
 /// A one-byte value.

@@ -1,4 +1,5 @@
-//! A small blocking rtnetlink client for the CNI plugins.
+//! A small blocking netlink client for the CNI plugins: rtnetlink, and
+//! nf_tables batches ([`nftables`]).
 //!
 //! A [`Socket`] sends one request at a time and reads the kernel's answer to
 //! its end, checking sequence numbers. [`link`], [`addr`] and [`route`] build
@@ -27,6 +28,7 @@ mod attr;
 mod consts;
 pub mod error;
 pub mod link;
+pub mod nftables;
 pub mod route;
 pub mod socket;
 

@@ -1,13 +1,18 @@
-//! A blocking `NETLINK_ROUTE` socket that runs one request at a time: it sends
-//! the request with the next sequence number and reads the kernel's answer
-//! to the end (the ACK, the error, or a dump's `NLMSG_DONE`).
+//! A blocking netlink socket (`NETLINK_ROUTE`, or `NETLINK_NETFILTER` for
+//! nftables) that runs one request at a time: it sends the request with the
+//! next sequence number and reads the kernel's answer to the end (the ACK,
+//! the error, or a dump's `NLMSG_DONE`). An nftables batch is one datagram
+//! of requests, whose answers the kernel queues before the send returns.
 
 use crate::error::Error;
 use netlink_packet_core::{
     Emitable, ErrorBuffer, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR,
     NLMSG_NOOP, NLMSG_OVERRUN, NetlinkBuffer, NetlinkHeader,
 };
-use netlink_sys::{Socket as RawSocket, SocketAddr, protocols::NETLINK_ROUTE};
+use netlink_sys::{
+    Socket as RawSocket, SocketAddr,
+    protocols::{NETLINK_NETFILTER, NETLINK_ROUTE},
+};
 use std::cell::Cell;
 use std::io;
 
@@ -29,7 +34,7 @@ fn request_flags(flags: u16) -> u16 {
     }
 }
 
-/// One rtnetlink socket, bound to the network namespace of the thread that
+/// One netlink socket, bound to the network namespace of the thread that
 /// opened it for as long as it lives.
 #[derive(Debug)]
 pub struct Socket {
@@ -38,12 +43,25 @@ pub struct Socket {
 }
 
 impl Socket {
-    /// Opens a socket in the calling thread's network namespace.
+    /// Opens an rtnetlink socket in the calling thread's network namespace.
     ///
     /// # Errors
     /// [`Error::Io`] when the socket cannot be created or bound.
     pub fn open() -> Result<Socket, Error> {
-        let mut socket = RawSocket::new(NETLINK_ROUTE).map_err(io_error("open netlink socket"))?;
+        Socket::open_protocol(NETLINK_ROUTE)
+    }
+
+    /// Opens a `NETLINK_NETFILTER` socket (for [`crate::nftables`]) in the
+    /// calling thread's network namespace.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the socket cannot be created or bound.
+    pub fn open_netfilter() -> Result<Socket, Error> {
+        Socket::open_protocol(NETLINK_NETFILTER)
+    }
+
+    fn open_protocol(protocol: isize) -> Result<Socket, Error> {
+        let mut socket = RawSocket::new(protocol).map_err(io_error("open netlink socket"))?;
         socket
             .bind(&SocketAddr::new(0, 0))
             .map_err(io_error("bind netlink socket"))?;
@@ -126,6 +144,62 @@ impl Socket {
     }
 }
 
+impl Socket {
+    /// The next `count` sequence numbers; returns the first.
+    pub(crate) fn next_sequences(&self, count: u32) -> u32 {
+        let first = self.sequence.get().wrapping_add(1);
+        self.sequence
+            .set(first.wrapping_add(count.saturating_sub(1)));
+        first
+    }
+
+    /// Sends `datagram`, a batch of requests the kernel answers while the
+    /// send runs, then reads every answer already queued. Returns the first
+    /// error among them (`Ok` when every request was acknowledged).
+    ///
+    /// # Errors
+    /// [`Error::Kernel`] with the first refusal, [`Error::Io`] when the
+    /// socket fails, [`Error::Malformed`] when an answer cannot be read.
+    pub(crate) fn send_batch(&self, datagram: &[u8]) -> Result<(), Error> {
+        self.socket
+            .send(datagram, 0)
+            .map_err(io_error("send netlink batch"))?;
+        let mut buffer = Vec::with_capacity(RECV_BUFFER_LEN);
+        let mut first: Option<Error> = None;
+        loop {
+            buffer.clear();
+            match self.socket.recv_from(&mut buffer, libc::MSG_DONTWAIT) {
+                Ok((_, from)) if from.port_number() != 0 => {}
+                Ok(_) => {
+                    if let Some(err) = batch_errors(&buffer)? {
+                        first.get_or_insert(err);
+                    }
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    return first.map_or(Ok(()), Err);
+                }
+                Err(err) => return Err(io_error("read netlink batch answers")(err)),
+            }
+        }
+    }
+}
+
+/// The first error among the answers in one datagram.
+fn batch_errors(datagram: &[u8]) -> Result<Option<Error>, Error> {
+    let mut offset = 0;
+    while offset < datagram.len() {
+        let message = NetlinkBuffer::new_checked(&datagram[offset..])?;
+        offset += (message.length() as usize + 3) & !3;
+        if message.message_type() == NLMSG_ERROR
+            && let Some(code) = ErrorBuffer::new_checked(message.payload())?.code()
+        {
+            return Ok(Some(Error::Kernel(-code.get())));
+        }
+    }
+    Ok(None)
+}
+
 /// Whether the answer goes on in another datagram.
 #[derive(Debug, PartialEq, Eq)]
 enum Step {
@@ -186,7 +260,7 @@ where
 }
 
 /// The bytes of a request: header, then payload.
-fn encode(
+pub(crate) fn encode(
     message_type: u16,
     flags: u16,
     sequence: u32,
