@@ -8,6 +8,7 @@
 pub mod helper;
 pub mod macspoof;
 pub mod masq;
+pub mod nft_masq;
 
 use crate::pending::Pending;
 use cni_types::CniEnv;
@@ -111,6 +112,9 @@ pub enum FirewallError {
         /// Why it could not be parsed.
         source: serde_json::Error,
     },
+    /// nf_tables netlink refused or failed.
+    #[error("nf_tables: {0}")]
+    Netlink(String),
     /// CHECK: the attachment's rules are not (all) there.
     #[error("{0}")]
     Missing(String),

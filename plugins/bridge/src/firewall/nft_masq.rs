@@ -1,0 +1,252 @@
+//! IP masquerade through nf_tables netlink, in upstream's layout (the
+//! reference plugins' `ipMasqBackend: "nftables"`, v1.6 and later), so that
+//! either implementation's DEL and GC remove the other's rules:
+//!
+//! ```text
+//! table inet cni_plugins_masquerade {
+//!     comment "Masquerading for plugins from github.com/containernetworking/plugins"
+//!     chain masq_checks {
+//!         comment "Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet"
+//!         ip saddr 10.81.0.2 ip daddr != 10.81.0.0/24 masquerade comment "<prefix>, net: upnet, if: eth0, id: up1"
+//!         ip6 saddr fd81::2 ip6 daddr != fd81::/64 masquerade comment "<prefix>, net: upnet, if: eth0, id: up1"
+//!     }
+//!     chain postrouting {
+//!         type nat hook postrouting priority srcnat; policy accept;
+//!         ip daddr 224.0.0.0/4 return
+//!         ip6 daddr ff00::/8 return
+//!         goto masq_checks
+//!     }
+//! }
+//! ```
+//!
+//! where `<prefix>` is 16 hex characters of sha512(network), `-`, and 16 of
+//! sha512(`ifname:containerID`). The table and chains are shared by every
+//! attachment; a setup rebuilds `postrouting` and replaces the attachment's
+//! rules (found by their comment's prefix) in one transaction, which the
+//! kernel applies all or nothing. No helper process runs.
+
+use super::{FirewallError, Target};
+use cni_netlink::Socket;
+use cni_netlink::nftables::expr::{CmpOp, Expr, Field, Verdict, address_match};
+use cni_netlink::nftables::{BaseChain, Batch, Family, list_rules};
+use ipnetwork::IpNetwork;
+use sha2::{Digest, Sha512};
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// The shared table.
+pub const TABLE: &str = "cni_plugins_masquerade";
+const TABLE_COMMENT: &str = "Masquerading for plugins from github.com/containernetworking/plugins";
+/// The chain of the per-address rules.
+pub const MASQ_CHAIN: &str = "masq_checks";
+const MASQ_CHAIN_COMMENT: &str =
+    "Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet";
+/// The base chain.
+pub const POSTROUTING: &str = "postrouting";
+/// knftables' longest comment.
+const MAX_COMMENT: usize = 128;
+
+/// The first 16 hex characters of sha512(`text`).
+fn short_hash(text: &str) -> String {
+    let digest = Sha512::digest(text.as_bytes());
+    digest[..8]
+        .iter()
+        .fold(String::with_capacity(16), |mut hex, byte| {
+            let _ = write!(hex, "{byte:02x}");
+            hex
+        })
+}
+
+/// The prefix of every comment of one attachment's rules.
+pub fn comment_prefix(network: &str, ifname: &str, container_id: &str) -> String {
+    format!(
+        "{}-{}",
+        short_hash(network),
+        short_hash(&format!("{ifname}:{container_id}"))
+    )
+}
+
+/// One attachment's rule comment: the prefix, then the network, interface
+/// and container ID with `"` removed, cut to 128 characters.
+pub fn comment(network: &str, ifname: &str, container_id: &str) -> String {
+    let clean = |text: &str| text.replace('"', "");
+    let mut comment = format!(
+        "{}, net: {}, if: {}, id: {}",
+        comment_prefix(network, ifname, container_id),
+        clean(network),
+        clean(ifname),
+        clean(container_id)
+    );
+    if comment.len() > MAX_COMMENT {
+        let mut end = MAX_COMMENT;
+        while !comment.is_char_boundary(end) {
+            end -= 1;
+        }
+        comment.truncate(end);
+    }
+    comment
+}
+
+/// `ip|ip6 saddr <address> ip|ip6 daddr != <network> masquerade`.
+fn masquerade_rule(address: IpNetwork) -> Vec<Expr> {
+    let host = IpNetwork::from(address.ip());
+    let subnet = IpNetwork::new(address.network(), address.prefix()).unwrap_or(address);
+    // One `meta nfproto` per rule, before its first address match, as nft.
+    let mut rule = address_match(true, Field::Source, host, CmpOp::Eq);
+    rule.extend(address_match(false, Field::Destination, subnet, CmpOp::Neq));
+    rule.push(Expr::Masquerade);
+    rule
+}
+
+/// `postrouting`'s three rules: multicast returns, the rest goes to the checks.
+fn postrouting_rules() -> Vec<Vec<Expr>> {
+    let multicast = [
+        IpNetwork::new(IpAddr::V4(Ipv4Addr::new(224, 0, 0, 0)), 4),
+        IpNetwork::new(IpAddr::V6(Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0)), 8),
+    ];
+    let returns = multicast.into_iter().flatten().map(|network| {
+        let mut rule = address_match(true, Field::Destination, network, CmpOp::Eq);
+        rule.push(Expr::Verdict(Verdict::Return));
+        rule
+    });
+    let goto = vec![Expr::Verdict(Verdict::Goto(MASQ_CHAIN.to_owned()))];
+    returns.chain(std::iter::once(goto)).collect()
+}
+
+/// The transaction that sets `target` up: the table and chains declared,
+/// `postrouting` rebuilt, the rules with handles `stale` deleted, and one
+/// rule per address added.
+pub fn setup_batch(target: &Target, stale: &[u64]) -> Batch {
+    let mut batch = Batch::new();
+    batch.add_table(Family::Inet, TABLE, Some(TABLE_COMMENT));
+    batch.add_chain(
+        Family::Inet,
+        TABLE,
+        MASQ_CHAIN,
+        None,
+        Some(MASQ_CHAIN_COMMENT),
+    );
+    batch.add_chain(
+        Family::Inet,
+        TABLE,
+        POSTROUTING,
+        Some(BaseChain::NAT_POSTROUTING),
+        None,
+    );
+    batch.flush_chain(Family::Inet, TABLE, POSTROUTING);
+    for rule in postrouting_rules() {
+        batch.add_rule(Family::Inet, TABLE, POSTROUTING, &rule, None);
+    }
+    for handle in stale {
+        batch.delete_rule(Family::Inet, TABLE, MASQ_CHAIN, *handle);
+    }
+    let comment = comment(&target.network, &target.ifname, &target.container_id);
+    for address in &target.addresses {
+        batch.add_rule(
+            Family::Inet,
+            TABLE,
+            MASQ_CHAIN,
+            &masquerade_rule(*address),
+            Some(&comment),
+        );
+    }
+    batch
+}
+
+/// The handles of `target`'s rules in `masq_checks` (none without the
+/// table).
+fn attachment_rules(socket: &Socket, target: &Target) -> Result<Vec<u64>, FirewallError> {
+    let prefix = comment_prefix(&target.network, &target.ifname, &target.container_id);
+    let rules = list_rules(socket, Family::Inet, TABLE, MASQ_CHAIN).map_err(netlink_error)?;
+    Ok(rules
+        .into_iter()
+        .filter(|rule| {
+            rule.comment
+                .as_deref()
+                .is_some_and(|c| c.starts_with(&prefix))
+        })
+        .map(|rule| rule.handle)
+        .collect())
+}
+
+fn netlink_error(err: cni_netlink::Error) -> FirewallError {
+    FirewallError::Netlink(err.to_string())
+}
+
+/// Masquerades `target`'s addresses, replacing its rules. Nothing is done
+/// without addresses.
+///
+/// # Errors
+/// [`FirewallError::Netlink`] when nf_tables cannot be reached or refuses
+/// the transaction (then nothing of it was applied).
+pub fn setup(target: &Target) -> Result<(), FirewallError> {
+    if target.addresses.is_empty() {
+        return Ok(());
+    }
+    let socket = Socket::open_netfilter().map_err(netlink_error)?;
+    let stale = attachment_rules(&socket, target)?;
+    setup_batch(target, &stale)
+        .send(&socket)
+        .map_err(netlink_error)
+}
+
+/// Removes `target`'s rules, whichever implementation made them (found by
+/// the comment's prefix, as upstream deletes them). The table and chains
+/// stay. Nothing there is success.
+///
+/// # Errors
+/// [`FirewallError::Netlink`] when nf_tables cannot be reached or refuses.
+pub fn teardown(target: &Target) -> Result<(), FirewallError> {
+    let socket = Socket::open_netfilter().map_err(netlink_error)?;
+    let mut batch = Batch::new();
+    for handle in attachment_rules(&socket, target)? {
+        batch.delete_rule(Family::Inet, TABLE, MASQ_CHAIN, handle);
+    }
+    batch.send(&socket).map_err(netlink_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comments_are_upstreams() {
+        assert_eq!(
+            comment_prefix("upnet", "eth0", "up1"),
+            "a545f43c8324953b-f5c4d0d7605f51a7"
+        );
+        assert_eq!(
+            comment_prefix("mynet", "eth0", "abc123"),
+            "d23676b4f2d9fe04-ebce0e3dd4dafae3"
+        );
+        assert_eq!(
+            comment("upnet", "eth0", "up1"),
+            "a545f43c8324953b-f5c4d0d7605f51a7, net: upnet, if: eth0, id: up1"
+        );
+        assert_eq!(comment("a\"b", "eth0", "x").matches('"').count(), 0);
+        let long = comment("n", "eth0", &"c".repeat(200));
+        assert_eq!(long.len(), 128);
+        assert!(long.starts_with(&comment_prefix("n", "eth0", &"c".repeat(200))));
+    }
+
+    #[test]
+    fn a_masquerade_rule_matches_the_host_then_leaves_its_subnet() {
+        let rule = masquerade_rule("10.81.0.2/24".parse().unwrap());
+        assert_eq!(rule.len(), 7, "{rule:?}");
+        assert_eq!(rule.last(), Some(&Expr::Masquerade));
+        assert_eq!(
+            rule[3],
+            Expr::Cmp {
+                op: CmpOp::Eq,
+                data: vec![10, 81, 0, 2]
+            }
+        );
+        assert_eq!(
+            rule[5],
+            Expr::Cmp {
+                op: CmpOp::Neq,
+                data: vec![10, 81, 0]
+            }
+        );
+    }
+}
