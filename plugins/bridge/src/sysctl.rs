@@ -8,11 +8,10 @@
 //! all in one dentry hash chain that every later lookup walks (about 0.5 ms
 //! at 500 pods, host or container; the entries below are per namespace and
 //! cheap). [`NetSysctls`] therefore resolves each of the two directories once
-//! and opens keys relative to it, and [`NetSysctls::pod`] resolves them in
+//! and opens keys relative to it, and [`NetSysctls::pod_here`] resolves them in
 //! a procfs instance of its own, so a pod's entries go away with the process
 //! instead of lengthening the host's chain.
 
-use cni_types::netns::Netns;
 use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::Mode;
 use std::cell::OnceCell;
@@ -21,7 +20,6 @@ use std::io::{self, Read};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::PathBuf;
-use std::rc::Rc;
 
 /// A failed sysctl access.
 #[derive(Debug, thiserror::Error)]
@@ -38,16 +36,20 @@ fn path(key: &str) -> PathBuf {
 }
 
 /// The sysctl directories `net/ipv4` and `net/ipv6` of one network
-/// namespace, each resolved on first use and then used for every key below
-/// it. Which namespace is fixed when it is made: [`NetSysctls::host`] for the
-/// calling thread's (the host's, as the plugin's main thread never stays in
-/// another), [`NetSysctls::pod`] for a pod's, which every access enters.
+/// namespace, used for every key below them. Which namespace is fixed when
+/// it is made: [`NetSysctls::host`] resolves each directory on first use in
+/// the calling thread's namespace (the host's: the plugin's main thread
+/// never stays in another); [`NetSysctls::pod_here`] resolves both at once,
+/// while the thread is inside a pod's namespace, after which keys below them
+/// are reached from any namespace, without entering the pod's again.
 #[derive(Debug)]
 pub struct NetSysctls {
     ipv4: OnceCell<Option<File>>,
     ipv6: OnceCell<Option<File>>,
-    /// The pod's namespace, entered for every access; `None` for the host.
-    pod: Option<Rc<Netns>>,
+    /// A pod's: keys go only through the directories resolved in its
+    /// namespace, never through a full path (which would reach the calling
+    /// thread's namespace).
+    pod: bool,
 }
 
 impl NetSysctls {
@@ -57,51 +59,49 @@ impl NetSysctls {
         NetSysctls {
             ipv4: OnceCell::new(),
             ipv6: OnceCell::new(),
-            pod: None,
+            pod: false,
         }
     }
 
-    /// A pod's namespace. Its directories are resolved inside `netns` in a
-    /// procfs instance of this process's own: a detached mount (`fsopen`,
-    /// `fsmount`) that no path reaches and that ends with its last open file.
-    /// The dentries a lookup creates then live in that instance, not among
-    /// the host's `/proc` entries, which every pod would otherwise lengthen.
-    /// Where the kernel refuses one (before Linux 5.2, or a policy denies it),
-    /// the host's `/proc` is used.
-    pub fn pod(netns: Rc<Netns>) -> NetSysctls {
+    /// The calling thread's namespace, resolved now: call it while the
+    /// thread is inside the pod's namespace. The directories are resolved in
+    /// a procfs instance of this process's own: a detached mount (`fsopen`,
+    /// `fsmount`) that no path reaches and that ends with its last open
+    /// file. The dentries a lookup creates then live in that instance, not
+    /// among the host's `/proc` entries, which every pod would otherwise
+    /// lengthen. Where the kernel refuses one (before Linux 5.2, or a policy
+    /// denies it), the host's `/proc` is used, still from inside the pod's
+    /// namespace. A directory that cannot be opened (IPv6 disabled) makes
+    /// its keys fail as not found.
+    pub fn pod_here() -> NetSysctls {
+        let root = private_proc().ok();
+        let open = |name: &str| match &root {
+            Some(proc) => openat(
+                proc,
+                format!("sys/{name}").as_str(),
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map(File::from)
+            .ok(),
+            None => open_dir(name),
+        };
         NetSysctls {
-            pod: Some(netns),
-            ..NetSysctls::host()
+            ipv4: OnceCell::from(open("net/ipv4")),
+            ipv6: OnceCell::from(open("net/ipv6")),
+            pod: true,
         }
     }
 
     /// The open directory of `family`; `None` when it cannot be opened (IPv6
-    /// disabled), and keys below it then go through their full path, which
-    /// fails the same way.
+    /// disabled). The host's keys below it then go through their full path,
+    /// which fails the same way; a pod's fail as not found.
     fn dir(&self, family: Family) -> Option<&File> {
         let (cell, name) = match family {
             Family::V4 => (&self.ipv4, "net/ipv4"),
             Family::V6 => (&self.ipv6, "net/ipv6"),
         };
-        cell.get_or_init(|| {
-            if self.pod.is_some()
-                && let Ok(proc) = private_proc()
-                && let Ok(dir) = openat(
-                    &proc,
-                    format!("sys/{name}").as_str(),
-                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-                    Mode::empty(),
-                )
-            {
-                return Some(File::from(dir));
-            }
-            OpenOptions::new()
-                .read(true)
-                .custom_flags(OFlag::O_DIRECTORY.bits())
-                .open(path(name))
-                .ok()
-        })
-        .as_ref()
+        cell.get_or_init(|| open_dir(name)).as_ref()
     }
 
     /// Writes `value` unless the key already holds it (a write costs more
@@ -116,13 +116,6 @@ impl NetSysctls {
     /// [`SysctlError`] when the key cannot be read or written, or the pod's
     /// namespace cannot be entered.
     pub fn ensure(&self, key: &str, value: &str) -> Result<(), SysctlError> {
-        let _inside = match &self.pod {
-            Some(netns) => Some(netns.enter().map_err(|err| SysctlError {
-                key: key.to_owned(),
-                source: io::Error::other(err.to_string()),
-            })?),
-            None => None,
-        };
         let below = split_family(key).and_then(|(family, rest)| Some((self.dir(family)?, rest)));
         match below {
             Some((dir, rest)) => ensure_with(key, value, |write| {
@@ -135,11 +128,25 @@ impl NetSysctls {
                     .map(File::from)
                     .map_err(io::Error::from)
             }),
+            None if self.pod => Err(SysctlError {
+                key: key.to_owned(),
+                source: io::ErrorKind::NotFound.into(),
+            }),
             None => ensure_with(key, value, |write| {
                 OpenOptions::new().read(true).write(write).open(path(key))
             }),
         }
     }
+}
+
+/// `/proc/sys/<name>` as an open directory, in the calling thread's
+/// namespace.
+fn open_dir(name: &str) -> Option<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(OFlag::O_DIRECTORY.bits())
+        .open(path(name))
+        .ok()
 }
 
 /// A new procfs instance as a detached mount: its root, closed on exec.
@@ -253,22 +260,17 @@ mod tests {
 
     #[test]
     fn a_private_instance_resolves_the_same_keys() {
-        // As root: a private procfs instance inside our own namespace.
-        let own = Netns::open("/proc/self/ns/net").unwrap();
-        let can_enter = own.enter().is_ok();
-        let private = NetSysctls::pod(Rc::new(own));
-        if !can_enter {
-            // Entering even our own namespace needs CAP_SYS_ADMIN: every
-            // access then fails, naming the key and the namespace.
-            let err = private.ensure("net/ipv4/ip_forward", "1").unwrap_err();
-            assert_eq!(err.key, "net/ipv4/ip_forward");
-            assert!(err.source.to_string().contains("failed to enter netns"));
-            return;
-        }
+        // As root a private procfs instance of our own namespace; otherwise
+        // the host's /proc, opened now.
+        let private = NetSysctls::pod_here();
         ensure_current_net_values(&private);
         let err = private
             .ensure("net/ipv6/conf/no-such-if0/accept_dad", "0")
             .unwrap_err();
+        assert_eq!(err.source.kind(), io::ErrorKind::NotFound);
+        // Nothing outside the two directories is reached.
+        let current = std::fs::read_to_string(path("kernel/ostype")).unwrap();
+        let err = private.ensure("kernel/ostype", current.trim()).unwrap_err();
         assert_eq!(err.source.kind(), io::ErrorKind::NotFound);
     }
 

@@ -3,9 +3,10 @@
 //! run by exec. [`System`] owns one of each for a call and lends them to the
 //! steps as a [`Node`].
 
+use crate::config::BridgeConfig;
 use crate::error::BridgeError;
+use crate::firewall::backends::Masquerade;
 use crate::firewall::macspoof::Nft;
-use crate::firewall::masq::Iptables;
 use crate::netlink::{Kernel, Link, NetlinkError, RouteEntry};
 use crate::node::{HostNet, Ipam, Links, Namespaces, Node, PodNet, PortFlags, VethSpec};
 use crate::pending::Pending;
@@ -18,31 +19,30 @@ use cni_types::{CniEnv, CniError, CniVersion};
 use ipnetwork::IpNetwork;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, RawFd};
-use std::rc::Rc;
 
 /// The shipped implementation of every part of the [`Node`].
 pub struct System<'r> {
     host: HostKernel,
     namespaces: NetnsOpener,
-    masquerade: Iptables,
+    masquerade: Masquerade,
     spoof_check: Nft,
     ipam: ExecIpam<'r>,
 }
 
 impl<'r> System<'r> {
-    /// Opens the host's netlink connection; everything else is opened when
-    /// a step needs it.
+    /// Opens the host's netlink connection for a call with `conf`;
+    /// everything else is opened when a step needs it.
     ///
     /// # Errors
     /// [`BridgeError::Netlink`] when no netlink socket can be opened.
-    pub fn connect(req: &'r Request<'_>) -> Result<System<'r>, BridgeError> {
+    pub fn connect(req: &'r Request<'_>, conf: &BridgeConfig) -> Result<System<'r>, BridgeError> {
         Ok(System {
             host: HostKernel {
                 kernel: Kernel::connect()?,
                 sysctls: NetSysctls::host(),
             },
             namespaces: NetnsOpener,
-            masquerade: Iptables::default(),
+            masquerade: Masquerade::new(conf.ip_masq_backend),
             spoof_check: Nft,
             ipam: ExecIpam {
                 env: req.env,
@@ -70,9 +70,10 @@ struct HostKernel {
     sysctls: NetSysctls,
 }
 
-/// A pod's namespace, with a netlink connection opened inside it.
+/// A pod's namespace, with a netlink connection and its sysctl directories
+/// opened inside it: nothing needs to enter it afterwards.
 struct PodKernel {
-    netns: Rc<Netns>,
+    netns: Netns,
     kernel: Kernel,
     sysctls: NetSysctls,
 }
@@ -203,19 +204,20 @@ struct NetnsOpener;
 impl Namespaces for NetnsOpener {
     fn open(&self, path: &str) -> Result<Option<Box<dyn PodNet + '_>>, BridgeError> {
         let netns = match Netns::open(path) {
-            Ok(netns) => Rc::new(netns),
+            Ok(netns) => netns,
             Err(err) if err.is_not_found() => return Ok(None),
             Err(err) => return Err(BridgeError::netns(path, err)),
         };
-        // A netlink socket stays bound to the namespace it was opened in.
-        let kernel = {
+        // A netlink socket and a /proc/sys directory stay bound to the
+        // namespace they were opened in.
+        let (kernel, sysctls) = {
             let _inside = netns.enter().map_err(|e| BridgeError::netns(path, e))?;
-            Kernel::connect()?
+            (Kernel::connect()?, NetSysctls::pod_here())
         };
         Ok(Some(Box::new(PodKernel {
-            sysctls: NetSysctls::pod(Rc::clone(&netns)),
             netns,
             kernel,
+            sysctls,
         })))
     }
 }
