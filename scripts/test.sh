@@ -12,6 +12,8 @@ cd "$(dirname "$0")/.."
 need ip iproute2
 need iptables iptables
 need ping iputils-ping
+# The nftables masquerade test counts what an ADD execs.
+need strace strace
 # bridge's macspoofchk (integration/tests/macspoofchk.rs).
 command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || missing+=(nftables)
 [ -x /usr/lib/cni/host-local ] || missing+=(containernetworking-plugins)

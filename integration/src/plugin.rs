@@ -177,6 +177,11 @@ impl PluginCall {
         self
     }
 
+    /// The bytes the child will get on stdin.
+    pub fn stdin_bytes(&self) -> &[u8] {
+        &self.stdin
+    }
+
     /// The environment the child will get.
     pub fn environment(&self) -> &BTreeMap<String, OsString> {
         &self.env

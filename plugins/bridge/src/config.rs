@@ -28,6 +28,8 @@ pub struct BridgeConfig {
     pub force_address: bool,
     /// Masquerade traffic leaving the subnet.
     pub ip_masq: bool,
+    /// Which masquerade backend `ipMasqBackend` asks for.
+    pub ip_masq_backend: MasqBackend,
     /// MTU for a new bridge and both veth ends; `None` keeps the kernel's.
     pub mtu: Option<u32>,
     /// Bridge-port hairpin flag.
@@ -60,6 +62,18 @@ pub struct BridgeConfig {
     /// MAC for the container interface, from `CNI_ARGS`, `args.cni.mac` or
     /// `runtimeConfig.mac` (later sources win).
     pub mac: Option<[u8; 6]>,
+}
+
+/// The masquerade backend `ipMasqBackend` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MasqBackend {
+    /// Unset: iptables, unless iptables is unusable and nftables works (as
+    /// upstream chooses).
+    Auto,
+    /// `"iptables"`: the `CNI-…` chains in the `nat` tables.
+    Iptables,
+    /// `"nftables"`: table `inet cni_plugins_masquerade`.
+    Nftables,
 }
 
 /// The JSON as written.
@@ -196,9 +210,6 @@ pub enum ConfigError {
     /// `ipMasqBackend` names an unknown backend.
     #[error("unknown ipmasq backend \"{0}\"")]
     UnknownMasqBackend(String),
-    /// `ipMasqBackend` names the nftables backend, which is not implemented.
-    #[error("ipMasqBackend \"nftables\" is not supported; use \"iptables\" or leave it unset")]
-    UnsupportedMasqBackend,
     /// A setting this plugin does not implement yet (code 2), refused rather
     /// than silently ignored.
     #[error("{0} is not supported by this bridge plugin yet")]
@@ -212,7 +223,7 @@ impl From<ConfigError> for CniError {
     fn from(err: ConfigError) -> CniError {
         match err {
             ConfigError::Args(args) => args.into(),
-            ConfigError::UnsupportedMasqBackend | ConfigError::Unsupported(_) => {
+            ConfigError::Unsupported(_) => {
                 CniError::new(ErrorCode::UnsupportedField, err.to_string())
             }
             other => CniError::new(ErrorCode::InvalidNetworkConfig, other.to_string()),
@@ -224,8 +235,8 @@ impl BridgeConfig {
     /// Reads and validates the configuration and `CNI_ARGS`.
     ///
     /// # Errors
-    /// [`ConfigError`]: code 7 for the config (2 for the nftables backend and
-    /// `isGateway` with `vlan`), code 4 for `CNI_ARGS`.
+    /// [`ConfigError`]: code 7 for the config (2 for `isGateway` with
+    /// `vlan`), code 4 for `CNI_ARGS`.
     pub fn from_json(stdin: &[u8], cni_args: &str) -> Result<BridgeConfig, ConfigError> {
         let raw: RawConfig = cni_types::json::from_slice(stdin)?;
         let args = CniArgs::parse_known(cni_args, KNOWN_ARGS)?;
@@ -253,11 +264,12 @@ impl BridgeConfig {
                 "\"isGateway\" together with \"vlan\"",
             ));
         }
-        match raw.ip_masq_backend.as_deref() {
-            None | Some("") | Some("iptables") => {}
-            Some("nftables") => return Err(ConfigError::UnsupportedMasqBackend),
+        let ip_masq_backend = match raw.ip_masq_backend.as_deref() {
+            None | Some("") => MasqBackend::Auto,
+            Some("iptables") => MasqBackend::Iptables,
+            Some("nftables") => MasqBackend::Nftables,
             Some(other) => return Err(ConfigError::UnknownMasqBackend(other.to_owned())),
-        }
+        };
         let mac_text = [
             args.get("MAC").map(str::to_owned),
             raw.args.and_then(|a| a.cni).and_then(|c| c.mac),
@@ -279,6 +291,7 @@ impl BridgeConfig {
             is_default_gateway: raw.is_default_gateway,
             force_address: raw.force_address,
             ip_masq: raw.ip_masq,
+            ip_masq_backend,
             mtu,
             hairpin_mode: raw.hairpin_mode,
             promisc_mode: raw.promisc_mode,

@@ -11,7 +11,6 @@
 
 use crate::config::BridgeConfig;
 use crate::error::BridgeError;
-use crate::firewall::Target;
 use crate::node::Node;
 use cni_types::skel::Request;
 
@@ -24,23 +23,8 @@ pub fn gc(node: Node<'_>, req: &Request<'_>, conf: &BridgeConfig) -> Result<(), 
         return Ok(());
     };
     let mut failures: Vec<BridgeError> = Vec::new();
-    match node.masquerade.attached(&conf.network) {
-        Ok(ids) => {
-            let stale = ids
-                .into_iter()
-                .filter(|id| !valid.iter().any(|a| &a.container_id == id));
-            for container_id in stale {
-                let target = Target {
-                    network: conf.network.clone(),
-                    container_id,
-                    ..Target::default()
-                };
-                if let Err(err) = node.masquerade.start_teardown(&target).finish() {
-                    failures.push(BridgeError::Masquerade(err));
-                }
-            }
-        }
-        Err(err) => failures.push(BridgeError::Masquerade(err)),
+    if let Err(err) = node.masquerade.collect(&conf.network, valid) {
+        failures.push(BridgeError::Masquerade(err));
     }
     if let Some(plugin) = conf.ipam_type.as_deref()
         && let Err(err) = node.ipam.gc(plugin)

@@ -33,7 +33,7 @@ pub use firewall::{macspoof, masq};
 
 use cni_types::CniError;
 use cni_types::result::Result as CniResult;
-use cni_types::skel::{Plugin, Request};
+use cni_types::skel::{Command, Plugin, Request};
 use config::BridgeConfig;
 use node::Node;
 use system::System;
@@ -45,70 +45,97 @@ pub const ABOUT: &str = concat!(
     " (cni-rs)"
 );
 
+/// Where a command's [`Node`] comes from.
+pub trait NodeSource {
+    /// Runs `work` on the node for the call `req` with `conf`.
+    ///
+    /// # Errors
+    /// What `work` returns, or why the node cannot be had.
+    fn run<T>(
+        &self,
+        req: &Request<'_>,
+        conf: &BridgeConfig,
+        work: impl FnOnce(Node<'_>) -> Result<T, BridgeError>,
+    ) -> Result<T, BridgeError>;
+}
+
+/// The node this process runs on: netlink, `/proc/sys`, the helpers, exec.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ThisNode;
+
+impl NodeSource for ThisNode {
+    fn run<T>(
+        &self,
+        req: &Request<'_>,
+        conf: &BridgeConfig,
+        work: impl FnOnce(Node<'_>) -> Result<T, BridgeError>,
+    ) -> Result<T, BridgeError> {
+        let system = System::connect(req, conf).map_err(|err| match req.command {
+            // STATUS: the plugin cannot service ADD.
+            Command::Status => status::unavailable(format!("netlink is not usable: {err}")),
+            _ => err,
+        })?;
+        work(system.node())
+    }
+}
+
+/// A node given from outside (the tests' model of a node).
+#[derive(Clone, Copy)]
+pub struct GivenNode<'n>(pub Node<'n>);
+
+impl NodeSource for GivenNode<'_> {
+    fn run<T>(
+        &self,
+        _req: &Request<'_>,
+        _conf: &BridgeConfig,
+        work: impl FnOnce(Node<'_>) -> Result<T, BridgeError>,
+    ) -> Result<T, BridgeError> {
+        work(self.0)
+    }
+}
+
+/// The bridge plugin on the node `S` gives.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BridgeOn<S>(pub S);
+
 /// The bridge plugin, changing the node it runs on.
-#[derive(Debug, Default)]
-pub struct Bridge;
+pub type Bridge = BridgeOn<ThisNode>;
 
-impl Plugin for Bridge {
+/// The config, `CNI_ARGS` read for the commands that use them (DEL, STATUS
+/// and GC do not: a stale value must not block cleanup).
+fn config(req: &Request<'_>) -> Result<BridgeConfig, BridgeError> {
+    let args = match req.command {
+        Command::Add | Command::Check => req.env.args.as_str(),
+        _ => "",
+    };
+    Ok(BridgeConfig::from_json(req.stdin, args)?)
+}
+
+impl<S: NodeSource> Plugin for BridgeOn<S> {
     fn add(&self, req: &Request<'_>) -> Result<CniResult, CniError> {
-        BridgeOn::new(System::connect(req)?.node()).add(req)
+        let conf = config(req)?;
+        Ok(self.0.run(req, &conf, |node| add::add(node, req, &conf))?)
     }
 
     fn del(&self, req: &Request<'_>) -> Result<(), CniError> {
-        BridgeOn::new(System::connect(req)?.node()).del(req)
+        let conf = config(req)?;
+        Ok(self.0.run(req, &conf, |node| del::del(node, req, &conf))?)
     }
 
     fn check(&self, req: &Request<'_>) -> Result<(), CniError> {
-        BridgeOn::new(System::connect(req)?.node()).check(req)
+        let conf = config(req)?;
+        Ok(self
+            .0
+            .run(req, &conf, |node| check::check(node, req, &conf))?)
     }
 
     fn status(&self, req: &Request<'_>) -> Result<(), CniError> {
-        let system = System::connect(req)
-            .map_err(|err| status::unavailable(format!("netlink is not usable: {err}")))?;
-        BridgeOn::new(system.node()).status(req)
+        let conf = config(req)?;
+        Ok(self.0.run(req, &conf, |node| status::status(node, &conf))?)
     }
 
     fn gc(&self, req: &Request<'_>) -> Result<(), CniError> {
-        BridgeOn::new(System::connect(req)?.node()).gc(req)
-    }
-}
-
-/// The bridge plugin on any [`Node`]: what [`Bridge`] runs, for a node that
-/// is not the one the process runs on (the tests' model of a node).
-pub struct BridgeOn<'n> {
-    node: Node<'n>,
-}
-
-impl<'n> BridgeOn<'n> {
-    /// The plugin changing `node`.
-    pub fn new(node: Node<'n>) -> BridgeOn<'n> {
-        BridgeOn { node }
-    }
-}
-
-impl Plugin for BridgeOn<'_> {
-    fn add(&self, req: &Request<'_>) -> Result<CniResult, CniError> {
-        let conf = BridgeConfig::from_json(req.stdin, &req.env.args).map_err(BridgeError::from)?;
-        Ok(add::add(self.node, req, &conf)?)
-    }
-
-    fn del(&self, req: &Request<'_>) -> Result<(), CniError> {
-        let conf = BridgeConfig::from_json(req.stdin, "").map_err(BridgeError::from)?;
-        Ok(del::del(self.node, req, &conf)?)
-    }
-
-    fn check(&self, req: &Request<'_>) -> Result<(), CniError> {
-        let conf = BridgeConfig::from_json(req.stdin, &req.env.args).map_err(BridgeError::from)?;
-        Ok(check::check(self.node, req, &conf)?)
-    }
-
-    fn status(&self, req: &Request<'_>) -> Result<(), CniError> {
-        let conf = BridgeConfig::from_json(req.stdin, "").map_err(BridgeError::from)?;
-        Ok(status::status(self.node, &conf)?)
-    }
-
-    fn gc(&self, req: &Request<'_>) -> Result<(), CniError> {
-        let conf = BridgeConfig::from_json(req.stdin, "").map_err(BridgeError::from)?;
-        Ok(gc::gc(self.node, req, &conf)?)
+        let conf = config(req)?;
+        Ok(self.0.run(req, &conf, |node| gc::gc(node, req, &conf))?)
     }
 }

@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    cni_types::skel::run(&bridge::Bridge, bridge::ABOUT)
+    cni_types::skel::run(&bridge::Bridge::default(), bridge::ABOUT)
 }

@@ -66,13 +66,6 @@ fn invalid_combinations_have_reference_messages() {
             (7, "unknown ipmasq backend \"pf\""),
         ),
         (
-            r#"{"name":"n","ipMasqBackend":"nftables"}"#,
-            (
-                2,
-                "ipMasqBackend \"nftables\" is not supported; use \"iptables\" or leave it unset",
-            ),
-        ),
-        (
             r#"{"name":"n","vlan":5,"isGateway":true}"#,
             (
                 2,
@@ -238,5 +231,23 @@ fn families_are_foreseen_from_host_local_subnets_only() {
     assert_eq!(
         with_ipam(r#"{"type":"host-local","ranges":[["x"]],"subnet":7}"#),
         []
+    );
+}
+
+#[test]
+fn masquerade_backends_are_chosen_by_name() {
+    let backend = |json: &str| load(json).unwrap().ip_masq_backend;
+    assert_eq!(backend(r#"{"name":"n"}"#), MasqBackend::Auto);
+    assert_eq!(
+        backend(r#"{"name":"n","ipMasqBackend":""}"#),
+        MasqBackend::Auto
+    );
+    assert_eq!(
+        backend(r#"{"name":"n","ipMasqBackend":"iptables"}"#),
+        MasqBackend::Iptables
+    );
+    assert_eq!(
+        backend(r#"{"name":"n","ipMasqBackend":"nftables"}"#),
+        MasqBackend::Nftables
     );
 }

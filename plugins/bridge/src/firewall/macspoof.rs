@@ -33,6 +33,7 @@ use serde_json::{Value, json};
 use super::helper::{Helper, on_path};
 use super::{Firewall, FirewallError, PendingChange, Target};
 use crate::pending::Pending;
+use cni_types::config::Attachment;
 
 /// The nftables program.
 const NFT: &str = "nft";
@@ -328,8 +329,8 @@ impl Firewall for Nft {
         Ok(())
     }
 
-    fn attached(&self, _network: &str) -> Result<Vec<String>, FirewallError> {
-        Ok(Vec::new())
+    fn collect(&self, _network: &str, _valid: &[Attachment]) -> Result<(), FirewallError> {
+        Ok(())
     }
 
     fn available(&self) -> Result<(), String> {

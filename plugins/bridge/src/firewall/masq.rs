@@ -32,6 +32,7 @@ use std::fmt::Write as _;
 use super::helper::{Helper, Started, on_path};
 use super::{Family, Firewall, FirewallError, PendingChange, Target};
 use crate::pending::Pending;
+use cni_types::config::Attachment;
 
 /// The address type used by this module, re-exported so callers need no direct dependency.
 pub use ipnetwork::IpNetwork;
@@ -670,8 +671,13 @@ impl Firewall for Iptables {
         }
     }
 
-    fn attached(&self, network: &str) -> Result<Vec<String>, FirewallError> {
-        attached_containers(network)
+    fn collect(&self, network: &str, valid: &[Attachment]) -> Result<(), FirewallError> {
+        let stale: Vec<String> = attached_containers(network)?
+            .into_iter()
+            .filter(|id| !valid.iter().any(|a| &a.container_id == id))
+            .collect();
+        let removed = stale.iter().map(|id| teardown(network, id, &[])).collect();
+        FirewallError::combine(removed)
     }
 
     fn available(&self) -> Result<(), String> {

@@ -5,6 +5,7 @@
 //! whose are there. They share the [`Family`] type and one way to run a
 //! helper program ([`helper`]).
 
+pub mod backends;
 pub mod helper;
 pub mod macspoof;
 pub mod masq;
@@ -12,6 +13,7 @@ pub mod nft_masq;
 
 use crate::pending::Pending;
 use cni_types::CniEnv;
+use cni_types::config::Attachment;
 use ipnetwork::IpNetwork;
 use std::fmt;
 use std::io;
@@ -201,11 +203,12 @@ pub trait Firewall {
     /// could not be read.
     fn check(&self, target: &Target) -> Result<(), FirewallError>;
 
-    /// The container IDs of `network` that have rules (for GC).
+    /// Removes the rules of `network` whose attachment is not in `valid`
+    /// (GC); another network's rules are never touched.
     ///
     /// # Errors
-    /// When the rules cannot be read.
-    fn attached(&self, network: &str) -> Result<Vec<String>, FirewallError>;
+    /// When the rules cannot be read or removed (the first failure).
+    fn collect(&self, network: &str, valid: &[Attachment]) -> Result<(), FirewallError>;
 
     /// Whether the helpers a setup needs are installed (for STATUS).
     ///

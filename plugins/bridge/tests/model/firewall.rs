@@ -6,6 +6,7 @@ use super::World;
 use bridge::firewall::{Family, Firewall, FirewallError, InFamily, PendingChange, Target};
 use bridge::masq::chain_name;
 use bridge::pending::Pending;
+use cni_types::config::Attachment;
 use ipnetwork::IpNetwork;
 use std::cell::RefCell;
 
@@ -114,20 +115,16 @@ impl Firewall for Masquerade<'_> {
         }
     }
 
-    fn attached(&self, network: &str) -> Result<Vec<String>, FirewallError> {
+    fn collect(&self, network: &str, valid: &[Attachment]) -> Result<(), FirewallError> {
         let mut world = self.0.borrow_mut();
         world
-            .op("iptables -S")
-            .map_err(|fault| injected("iptables -t nat -S", None, fault.0))?;
-        let mut ids: Vec<String> = world
-            .state
-            .masquerade
-            .values()
-            .filter(|c| c.network == network)
-            .map(|c| c.container_id.clone())
-            .collect();
-        ids.dedup();
-        Ok(ids)
+            .apply("iptables -S", |world| {
+                world.state.masquerade.retain(|_, chain| {
+                    chain.network != network
+                        || valid.iter().any(|a| a.container_id == chain.container_id)
+                });
+            })
+            .map_err(|fault| injected("iptables -t nat -S", None, fault.0))
     }
 
     fn available(&self) -> Result<(), String> {
@@ -172,8 +169,8 @@ impl Firewall for SpoofCheck<'_> {
         Ok(())
     }
 
-    fn attached(&self, _network: &str) -> Result<Vec<String>, FirewallError> {
-        Ok(Vec::new())
+    fn collect(&self, _network: &str, _valid: &[Attachment]) -> Result<(), FirewallError> {
+        Ok(())
     }
 
     fn available(&self) -> Result<(), String> {

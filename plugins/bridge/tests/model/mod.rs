@@ -11,8 +11,8 @@ mod firewall;
 mod ipam;
 mod net;
 
-use bridge::BridgeOn;
 use bridge::node::Node;
+use bridge::{BridgeOn, GivenNode};
 use cni_types::result::Result as CniResult;
 use cni_types::skel::{Outcome, Plugin, Request, dispatch};
 use cni_types::{CniEnv, CniError};
@@ -323,15 +323,15 @@ pub struct OnModel<'m>(pub &'m Model);
 
 impl Plugin for OnModel<'_> {
     fn add(&self, req: &Request<'_>) -> Result<CniResult, CniError> {
-        BridgeOn::new(self.0.parts(req).node()).add(req)
+        BridgeOn(GivenNode(self.0.parts(req).node())).add(req)
     }
 
     fn del(&self, req: &Request<'_>) -> Result<(), CniError> {
-        BridgeOn::new(self.0.parts(req).node()).del(req)
+        BridgeOn(GivenNode(self.0.parts(req).node())).del(req)
     }
 
     fn check(&self, req: &Request<'_>) -> Result<(), CniError> {
-        BridgeOn::new(self.0.parts(req).node()).check(req)
+        BridgeOn(GivenNode(self.0.parts(req).node())).check(req)
     }
 }
 

@@ -1,0 +1,372 @@
+//! Root tests of `bridge` with `ipMasqBackend: "nftables"`, exec'd as a
+//! runtime does: ADD writes upstream's rules into the host's table
+//! `inet cni_plugins_masquerade` over netlink (no helper process), CHECK
+//! finds them, DEL and GC remove them (also with the namespace gone, and
+//! also when the config names the other backend); with the iptables helpers
+//! missing from `PATH`, an unset backend chooses nftables.
+//!
+//! The plugin runs in a namespace of its own test's making, which stands for
+//! the host: the bridge, the table and its rules live there and go with it,
+//! so the tests leave the machine's own tables alone and run in parallel.
+
+#![cfg(test)]
+
+use std::path::PathBuf;
+
+use bridge::firewall::nft_masq::{TABLE, comment_prefix};
+use integration::{
+    Cleanup, PluginCall, TestNetns, TestNetwork, cmd, plugin_dir, plugin_path, require_root,
+    unique_name,
+};
+use serde_json::{Value, json};
+
+integration::test_network! {
+    /// One test's private dual-stack network.
+    Net
+}
+
+impl Net {
+    fn new(tag: &str, k: u8, cleanup: &mut Cleanup) -> Net {
+        Net(TestNetwork::new("nbr", tag, k, cleanup))
+    }
+
+    /// CRI-O's settings on `10.<190+k>.0.0/16` and `fd<k>:ee00::/64`, with
+    /// the keys of `extra` set over them.
+    fn config(&self, extra: Value) -> Value {
+        let mut conf = json!({
+            "cniVersion": "1.0.0",
+            "name": self.name,
+            "type": "bridge",
+            "bridge": self.bridge,
+            "isGateway": true,
+            "ipMasq": true,
+            "ipMasqBackend": "nftables",
+            "ipam": {
+                "type": "host-local",
+                "dataDir": self.data_dir,
+                "ranges": [
+                    [{"subnet": format!("10.{}.0.0/16", 190 + u16::from(self.k))}],
+                    [{"subnet": format!("fd{:02x}:ee00::/64", self.k)}],
+                ],
+            },
+        });
+        if let (Some(conf), Value::Object(extra)) = (conf.as_object_mut(), extra) {
+            for (key, value) in extra {
+                if value.is_null() {
+                    conf.remove(&key);
+                } else {
+                    conf.insert(key, value);
+                }
+            }
+        }
+        conf
+    }
+}
+
+/// The namespace the plugin runs in, standing for the host, and a script
+/// that runs our `bridge` there (optionally under `strace`).
+struct Host {
+    ns: TestNetns,
+    dir: PathBuf,
+}
+
+impl Host {
+    fn new(cleanup: &mut Cleanup) -> Host {
+        let dir = std::env::temp_dir().join(unique_name("nb-host"));
+        std::fs::create_dir_all(&dir).unwrap();
+        cleanup.remove_path(&dir);
+        Host {
+            ns: TestNetns::new("nbhost"),
+            dir,
+        }
+    }
+
+    /// A script that runs `command… bridge "$@"` inside the namespace.
+    fn wrapper(&self, name: &str, command: &str) -> PathBuf {
+        let path = self.dir.join(name);
+        let script = format!(
+            "#!/bin/sh\nexec ip netns exec {} {command} {} \"$@\"\n",
+            self.ns.name(),
+            plugin_path("bridge").display()
+        );
+        std::fs::write(&path, script).unwrap();
+        cmd::run_ok("chmod", &["755", &path.display().to_string()]);
+        path
+    }
+
+    /// A call of our bridge inside the namespace.
+    fn bridge(&self) -> PluginCall {
+        PluginCall::with_binary(self.wrapper("bridge", "")).cni_path(plugin_dir())
+    }
+
+    /// `nft <args>` inside the namespace.
+    fn nft(&self, args: &[&str]) -> String {
+        let mut all = vec!["netns", "exec", self.ns.name(), "nft"];
+        all.extend_from_slice(args);
+        let out = cmd::run("ip", &all);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `nft -a list table inet cni_plugins_masquerade`, or `""` without it.
+    fn table(&self) -> String {
+        self.nft(&["-a", "list", "table", "inet", TABLE])
+    }
+
+    /// Deletes the rules whose comment starts with `prefix`.
+    fn remove_rules(&self, prefix: &str) {
+        for line in self.table().lines().filter(|l| l.contains(prefix)) {
+            if let Some(handle) = line.rsplit("# handle ").next() {
+                let args = [
+                    "delete",
+                    "rule",
+                    "inet",
+                    TABLE,
+                    "masq_checks",
+                    "handle",
+                    handle.trim(),
+                ];
+                self.nft(&args);
+            }
+        }
+    }
+}
+
+struct Pod<'h> {
+    host: &'h Host,
+    id: String,
+    ns: TestNetns,
+    prefix: String,
+}
+
+impl<'h> Pod<'h> {
+    fn new(host: &'h Host, net: &Net) -> Pod<'h> {
+        let id = unique_name("nb");
+        Pod {
+            host,
+            prefix: comment_prefix(&net.name, "eth0", &id),
+            id,
+            ns: TestNetns::new("nb"),
+        }
+    }
+
+    fn call(&self, command: &str, conf: &Value) -> PluginCall {
+        self.host
+            .bridge()
+            .command(command)
+            .container_id(&self.id)
+            .netns(self.ns.path())
+            .ifname("eth0")
+            .config(conf)
+    }
+
+    /// This attachment's rules, as `nft list` prints them.
+    fn rules(&self) -> Vec<String> {
+        self.host
+            .table()
+            .lines()
+            .filter(|l| l.contains(&self.prefix))
+            .map(|l| l.trim().to_owned())
+            .collect()
+    }
+}
+
+/// The result's addresses, `ip/prefix`.
+fn addresses(result: &Value) -> Vec<String> {
+    let ips = result["ips"].as_array().cloned().unwrap_or_default();
+    ips.iter()
+        .filter_map(|ip| ip["address"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The rules upstream writes for `addresses` of `pod` (knftables cuts
+/// comments to 128 characters).
+fn expected_rules(net: &Net, pod: &Pod, addresses: &[String]) -> Vec<String> {
+    let mut comment = format!(
+        "{}, net: {}, if: eth0, id: {}",
+        pod.prefix, net.name, pod.id
+    );
+    comment.truncate(128);
+    addresses
+        .iter()
+        .map(|address| {
+            let network: ipnetwork::IpNetwork = address.parse().unwrap();
+            let family = if network.is_ipv4() { "ip" } else { "ip6" };
+            let subnet = format!("{}/{}", network.network(), network.prefix());
+            format!(
+                "{family} saddr {} {family} daddr != {subnet} masquerade comment \"{comment}\"",
+                network.ip()
+            )
+        })
+        .collect()
+}
+
+/// The rules without their `# handle N` suffix.
+fn without_handles(rules: &[String]) -> Vec<String> {
+    rules
+        .iter()
+        .map(|r| r.split(" # handle").next().unwrap_or(r).to_owned())
+        .collect()
+}
+
+/// One test's world: the host namespace (declared first, so it goes last),
+/// the clean-up guard and the network.
+fn world(test: &str, k: u8) -> Option<(Host, Cleanup, Net)> {
+    if !require_root(test) {
+        return None;
+    }
+    let mut cleanup = Cleanup::new();
+    let host = Host::new(&mut cleanup);
+    let net = Net::new(test, k, &mut cleanup);
+    Some((host, cleanup, net))
+}
+
+#[test]
+fn add_check_del_with_the_nftables_backend_dual_stack() {
+    let Some((host, _cleanup, net)) =
+        world("add_check_del_with_the_nftables_backend_dual_stack", 1)
+    else {
+        return;
+    };
+    let pod = Pod::new(&host, &net);
+    let conf = net.config(json!({}));
+    let result = pod.call("ADD", &conf).run().expect_success().json();
+    let addresses = addresses(&result);
+    assert_eq!(addresses.len(), 2, "{result}");
+    assert_eq!(
+        without_handles(&pod.rules()),
+        expected_rules(&net, &pod, &addresses)
+    );
+    let iptables = host.ns.exec(&["iptables-save", "-t", "nat"]);
+    assert!(!String::from_utf8_lossy(&iptables.stdout).contains("CNI-"));
+
+    let mut checked = conf.clone();
+    checked["prevResult"] = result;
+    pod.call("CHECK", &checked).run().expect_success();
+    pod.call("DEL", &checked).run().expect_success();
+    assert!(pod.rules().is_empty(), "{}", host.table());
+    assert!(net.leases().is_empty(), "{:?}", net.leases());
+    pod.call("DEL", &checked).run().expect_success();
+
+    // CHECK finds missing rules.
+    let result = pod.call("ADD", &conf).run().expect_success().json();
+    checked["prevResult"] = result;
+    host.remove_rules(&pod.prefix);
+    pod.call("CHECK", &checked).run().expect_error(999);
+    pod.call("DEL", &checked).run().expect_success();
+}
+
+#[test]
+fn del_with_the_netns_gone_removes_the_nftables_rules() {
+    let Some((host, _cleanup, net)) =
+        world("del_with_the_netns_gone_removes_the_nftables_rules", 2)
+    else {
+        return;
+    };
+    let pod = Pod::new(&host, &net);
+    let conf = net.config(json!({}));
+    pod.call("ADD", &conf).run().expect_success();
+    assert_eq!(pod.rules().len(), 2);
+    cmd::run_ok("ip", &["netns", "del", pod.ns.name()]);
+    pod.call("DEL", &conf).run().expect_success();
+    assert!(pod.rules().is_empty(), "{}", host.table());
+}
+
+#[test]
+fn del_with_the_iptables_backend_removes_nftables_rules_too() {
+    let test = "del_with_the_iptables_backend_removes_nftables_rules_too";
+    let Some((host, _cleanup, net)) = world(test, 3) else {
+        return;
+    };
+    let pod = Pod::new(&host, &net);
+    pod.call("ADD", &net.config(json!({})))
+        .run()
+        .expect_success();
+    let iptables = net.config(json!({"ipMasqBackend": null}));
+    pod.call("DEL", &iptables).run().expect_success();
+    assert!(pod.rules().is_empty(), "{}", host.table());
+}
+
+#[test]
+fn without_iptables_on_path_an_unset_backend_chooses_nftables() {
+    let test = "without_iptables_on_path_an_unset_backend_chooses_nftables";
+    let Some((host, mut cleanup, net)) = world(test, 4) else {
+        return;
+    };
+    let pod = Pod::new(&host, &net);
+    let empty = std::env::temp_dir().join(unique_name("empty-path"));
+    std::fs::create_dir_all(&empty).unwrap();
+    cleanup.remove_path(&empty);
+    let conf = net.config(json!({"ipMasqBackend": null}));
+    let call = |command: &str, conf: &Value| {
+        pod.call(command, conf)
+            .env("PATH", format!("{}:/usr/bin:/bin", empty.display()))
+    };
+    assert!(!empty.join("iptables-restore").exists());
+    call("ADD", &conf).run().expect_success();
+    assert_eq!(pod.rules().len(), 2, "{}", host.table());
+    // STATUS agrees: the backend it would use works.
+    let status = net.config(json!({"ipMasqBackend": null, "cniVersion": "1.1.0"}));
+    call("STATUS", &status).run().expect_success();
+    call("DEL", &conf).run().expect_success();
+    assert!(pod.rules().is_empty());
+}
+
+#[test]
+fn gc_removes_the_nftables_rules_of_invalid_attachments_only() {
+    let test = "gc_removes_the_nftables_rules_of_invalid_attachments_only";
+    let Some((host, _cleanup, net)) = world(test, 5) else {
+        return;
+    };
+    let (keep, drop) = (Pod::new(&host, &net), Pod::new(&host, &net));
+    let conf = net.config(json!({}));
+    for pod in [&keep, &drop] {
+        pod.call("ADD", &conf).run().expect_success();
+    }
+    let gc = net.config(json!({
+        "cniVersion": "1.1.0",
+        "cni.dev/valid-attachments": [{"containerID": keep.id, "ifname": "eth0"}],
+    }));
+    host.bridge()
+        .command("GC")
+        .config(&gc)
+        .run()
+        .expect_success();
+    assert_eq!(keep.rules().len(), 2, "{}", host.table());
+    assert!(drop.rules().is_empty(), "{}", host.table());
+    keep.call("DEL", &conf).run().expect_success();
+    drop.call("DEL", &conf).run().expect_success();
+}
+
+/// The programs `call` execs, from `strace -f -e trace=execve` in the host
+/// namespace.
+fn execs_of(host: &Host, call: &PluginCall) -> Vec<String> {
+    let log = host.dir.join("strace.log");
+    let strace = format!("strace -f -qq -e trace=execve -o {}", log.display());
+    let mut traced = PluginCall::with_binary(host.wrapper("traced", &strace));
+    for (key, value) in call.environment() {
+        traced = traced.env(key, value);
+    }
+    let out = traced.stdin(call.stdin_bytes().to_vec()).run();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(out.success(), "{}\n{text}", out.describe());
+    text.lines()
+        .filter(|l| l.contains("execve(\"") && !l.contains("ENOENT"))
+        .filter_map(|l| l.split('"').nth(1).map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn an_add_with_nftables_execs_nothing_but_the_ipam_plugin() {
+    let test = "an_add_with_nftables_execs_nothing_but_the_ipam_plugin";
+    let Some((host, _cleanup, net)) = world(test, 6) else {
+        return;
+    };
+    let pod = Pod::new(&host, &net);
+    let conf = net.config(json!({}));
+    let execs = execs_of(&host, &pod.call("ADD", &conf));
+    let bridge = plugin_path("bridge").display().to_string();
+    let host_local = plugin_path("host-local").display().to_string();
+    assert_eq!(execs, [bridge, host_local], "{execs:?}");
+    assert_eq!(pod.rules().len(), 2, "{}", host.table());
+    pod.call("DEL", &conf).run().expect_success();
+}
