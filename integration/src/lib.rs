@@ -27,6 +27,7 @@
 
 pub mod cleanup;
 pub mod cmd;
+pub mod host;
 pub mod kernel;
 pub mod names;
 pub mod netns;
@@ -37,6 +38,7 @@ pub mod root;
 pub mod timing;
 
 pub use cleanup::Cleanup;
+pub use host::PrivateHost;
 pub use kernel::IpFamily;
 pub use names::{unique_ifname, unique_name};
 pub use netns::TestNetns;

@@ -1,8 +1,9 @@
 //! Root fault injection, with no test hooks in the product: broken helper
-//! programs put first on `PATH` (or in `CNI_PATH`), a lease store on a full
-//! tmpfs, the pod's namespace deleted between ADD and DEL, and a DEL that
-//! fails once and is retried. Each must leave nothing behind: no veth, no
-//! lease, no masquerade chain or `POSTROUTING` jump, no spoof check chain.
+//! programs put first on `PATH` (or in `CNI_PATH`), nf_tables refusing the
+//! spoof check (an incompatible base chain already there), a lease store on
+//! a full tmpfs, the pod's namespace deleted between ADD and DEL, and a DEL
+//! that fails once and is retried. Each must leave nothing behind: no veth,
+//! no lease, no masquerade chain or `POSTROUTING` jump, no spoof check chain.
 //!
 //! Every test has its own bridge, network, namespaces, dual-stack subnets
 //! `10.<170+k>.0.0/16` and `fd<k>:cd00::/64`, and a [`Cleanup`] guard that
@@ -16,8 +17,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use integration::{
-    Cleanup, IpFamily, PluginCall, TestNetns, TestNetwork, cmd, kernel, plugin_dir, plugin_path,
-    require_root, unique_name, wait_until,
+    Cleanup, IpFamily, PluginCall, PrivateHost, TestNetns, TestNetwork, cmd, kernel, plugin_dir,
+    plugin_path, require_root, unique_name, wait_until,
 };
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -205,12 +206,6 @@ impl Fakes {
     }
 }
 
-/// Where `program` is on `PATH`.
-fn which(program: &str) -> PathBuf {
-    let out = cmd::run_ok("sh", &["-c", &format!("command -v {program}")]);
-    PathBuf::from(out.trim())
-}
-
 /// Asserts that an ADD failed with code 999 and a message naming `helper`.
 fn assert_refused_naming(out: &integration::PluginOutput, helper: &str) {
     let error = out.expect_error(999);
@@ -254,20 +249,46 @@ fn a_failing_iptables_restore_leaves_no_ipv6_masquerade() {
 }
 
 #[test]
-fn a_failing_nft_leaves_no_spoof_check_and_no_masquerade() {
-    let test = "a_failing_nft_leaves_no_spoof_check_and_no_masquerade";
+fn a_refused_spoof_check_leaves_no_spoof_check_and_no_masquerade() {
+    let test = "a_refused_spoof_check_leaves_no_spoof_check_and_no_masquerade";
     if !require_root(test) {
         return;
     }
+    // The plugin runs in a namespace standing for the host, where a `bridge
+    // nat` table already has a PREROUTING chain on another hook: nf_tables
+    // refuses the spoof check's transaction.
     let mut cleanup = Cleanup::new();
+    let host = PrivateHost::new(&mut cleanup);
     let net = Net::new(test, 3, &mut cleanup);
     let pod = Pod::new(&net, &mut cleanup);
-    let fakes = Fakes::new(&mut cleanup);
-    fakes.failing("nft");
+    host.nft(&["add", "table", "bridge", "nat"]);
+    let input = "{ type filter hook input priority 0; }";
+    host.nft(&["add", "chain", "bridge", "nat", "PREROUTING", input]);
+    let before = host.nft(&["list", "table", "bridge", "nat"]);
     let conf = net.config(json!({"macspoofchk": true}));
-    let out = pod.call("ADD", &conf, Some(&fakes)).run();
-    assert_refused_naming(&out, "nft");
-    pod.assert_gone(&net, "ADD with a failing nft");
+    let out = host
+        .bridge()
+        .command("ADD")
+        .container_id(&pod.id)
+        .netns(pod.ns.path())
+        .ifname("eth0")
+        .config(&conf)
+        .run();
+    let error = out.expect_error(999);
+    let msg = error["msg"].as_str().unwrap_or_default();
+    assert!(msg.contains("failed to setup spoof-check"), "{msg}");
+    assert!(msg.contains("Operation not supported"), "{msg}");
+    let nat = host.ns.exec(&["iptables-save", "-t", "nat"]);
+    let nat6 = host.ns.exec(&["ip6tables-save", "-t", "nat"]);
+    for saved in [nat, nat6] {
+        let text = String::from_utf8_lossy(&saved.stdout).into_owned();
+        assert!(!text.contains(&pod.chain()), "{text}");
+    }
+    let after = host.nft(&["list", "table", "bridge", "nat"]);
+    assert_eq!(after, before, "the bridge nat table changed");
+    assert_eq!(pod.leases(&net), Vec::<String>::new(), "leases left");
+    let links = host.ns.ip(&["-br", "link"]);
+    assert!(!links.contains(&pod.veth()), "{links}");
 }
 
 /// Mounts a tmpfs of `size` on `dir` until `cleanup` runs (which unmounts
@@ -371,11 +392,10 @@ fn a_del_that_fails_once_is_completed_by_its_retry() {
     let conf = net.config(json!({"macspoofchk": true}));
     pod.call("ADD", &conf, None).run().expect_success();
 
-    // The IPAM plugin fails its first DEL (code 11), nft its first batch.
+    // The IPAM plugin fails its first DEL (code 11).
     let fakes = Fakes::new(&mut cleanup);
     let busy = r#"echo '{"cniVersion":"1.0.0","code":11,"msg":"store busy"}'"#;
     fakes.failing_once("host-local", "", busy, &plugin_path("host-local"));
-    fakes.failing_once("nft", "-f", "echo injected >&2", &which("nft"));
     let del = |pod: &Pod| {
         pod.call("DEL", &conf, Some(&fakes))
             .cni_path(fakes.dir.as_os_str())
@@ -383,11 +403,12 @@ fn a_del_that_fails_once_is_completed_by_its_retry() {
     };
     let first = del(&pod);
     first.expect_error(11);
-    // DEL went on past both failures: the veth and masquerade are gone.
+    // DEL went on past the failure: the veth, masquerade and the spoof
+    // check are gone; the lease waits for the retry.
     assert!(!kernel::link_exists(None, &pod.veth()), "veth left");
     assert!(pod.rules(IpFamily::V4).is_empty() && pod.rules(IpFamily::V6).is_empty());
+    assert!(!pod.has_spoof_check(), "spoof check left");
     assert_eq!(pod.leases(&net).len(), 2, "the failed release released");
-    assert!(pod.has_spoof_check(), "the failed nft batch applied");
 
     del(&pod).expect_success();
     pod.assert_gone(&net, "the retried DEL");

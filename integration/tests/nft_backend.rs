@@ -11,11 +11,9 @@
 
 #![cfg(test)]
 
-use std::path::PathBuf;
-
 use bridge::firewall::nft_masq::{TABLE, comment_prefix};
 use integration::{
-    Cleanup, PluginCall, TestNetns, TestNetwork, cmd, plugin_dir, plugin_path, require_root,
+    Cleanup, PluginCall, PrivateHost, TestNetns, TestNetwork, cmd, plugin_path, require_root,
     unique_name,
 };
 use serde_json::{Value, json};
@@ -63,83 +61,39 @@ impl Net {
     }
 }
 
-/// The namespace the plugin runs in, standing for the host, and a script
-/// that runs our `bridge` there (optionally under `strace`).
-struct Host {
-    ns: TestNetns,
-    dir: PathBuf,
+/// `nft -a list table inet cni_plugins_masquerade` in `host`, or `""`.
+fn table(host: &PrivateHost) -> String {
+    host.nft(&["-a", "list", "table", "inet", TABLE])
 }
 
-impl Host {
-    fn new(cleanup: &mut Cleanup) -> Host {
-        let dir = std::env::temp_dir().join(unique_name("nb-host"));
-        std::fs::create_dir_all(&dir).unwrap();
-        cleanup.remove_path(&dir);
-        Host {
-            ns: TestNetns::new("nbhost"),
-            dir,
-        }
-    }
-
-    /// A script that runs `command… bridge "$@"` inside the namespace.
-    fn wrapper(&self, name: &str, command: &str) -> PathBuf {
-        let path = self.dir.join(name);
-        let script = format!(
-            "#!/bin/sh\nexec ip netns exec {} {command} {} \"$@\"\n",
-            self.ns.name(),
-            plugin_path("bridge").display()
-        );
-        std::fs::write(&path, script).unwrap();
-        cmd::run_ok("chmod", &["755", &path.display().to_string()]);
-        path
-    }
-
-    /// A call of our bridge inside the namespace.
-    fn bridge(&self) -> PluginCall {
-        PluginCall::with_binary(self.wrapper("bridge", "")).cni_path(plugin_dir())
-    }
-
-    /// `nft <args>` inside the namespace.
-    fn nft(&self, args: &[&str]) -> String {
-        let mut all = vec!["netns", "exec", self.ns.name(), "nft"];
-        all.extend_from_slice(args);
-        let out = cmd::run("ip", &all);
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// `nft -a list table inet cni_plugins_masquerade`, or `""` without it.
-    fn table(&self) -> String {
-        self.nft(&["-a", "list", "table", "inet", TABLE])
-    }
-
-    /// Deletes the rules whose comment starts with `prefix`.
-    fn remove_rules(&self, prefix: &str) {
-        for line in self.table().lines().filter(|l| l.contains(prefix)) {
-            if let Some(handle) = line.rsplit("# handle ").next() {
-                let args = [
-                    "delete",
-                    "rule",
-                    "inet",
-                    TABLE,
-                    "masq_checks",
-                    "handle",
-                    handle.trim(),
-                ];
-                self.nft(&args);
-            }
+/// Deletes the rules in `host` whose comment starts with `prefix`.
+fn remove_rules(host: &PrivateHost, prefix: &str) {
+    for line in table(host).lines().filter(|l| l.contains(prefix)) {
+        if let Some(handle) = line.rsplit("# handle ").next() {
+            let args = [
+                "delete",
+                "rule",
+                "inet",
+                TABLE,
+                "masq_checks",
+                "handle",
+                handle.trim(),
+            ];
+            host.nft(&args);
         }
     }
 }
 
+/// One attachment, `eth0` in its own namespace.
 struct Pod<'h> {
-    host: &'h Host,
+    host: &'h PrivateHost,
     id: String,
     ns: TestNetns,
     prefix: String,
 }
 
 impl<'h> Pod<'h> {
-    fn new(host: &'h Host, net: &Net) -> Pod<'h> {
+    fn new(host: &'h PrivateHost, net: &Net) -> Pod<'h> {
         let id = unique_name("nb");
         Pod {
             host,
@@ -161,8 +115,7 @@ impl<'h> Pod<'h> {
 
     /// This attachment's rules, as `nft list` prints them.
     fn rules(&self) -> Vec<String> {
-        self.host
-            .table()
+        table(self.host)
             .lines()
             .filter(|l| l.contains(&self.prefix))
             .map(|l| l.trim().to_owned())
@@ -210,12 +163,12 @@ fn without_handles(rules: &[String]) -> Vec<String> {
 
 /// One test's world: the host namespace (declared first, so it goes last),
 /// the clean-up guard and the network.
-fn world(test: &str, k: u8) -> Option<(Host, Cleanup, Net)> {
+fn world(test: &str, k: u8) -> Option<(PrivateHost, Cleanup, Net)> {
     if !require_root(test) {
         return None;
     }
     let mut cleanup = Cleanup::new();
-    let host = Host::new(&mut cleanup);
+    let host = PrivateHost::new(&mut cleanup);
     let net = Net::new(test, k, &mut cleanup);
     Some((host, cleanup, net))
 }
@@ -243,14 +196,14 @@ fn add_check_del_with_the_nftables_backend_dual_stack() {
     checked["prevResult"] = result;
     pod.call("CHECK", &checked).run().expect_success();
     pod.call("DEL", &checked).run().expect_success();
-    assert!(pod.rules().is_empty(), "{}", host.table());
+    assert!(pod.rules().is_empty(), "{}", table(&host));
     assert!(net.leases().is_empty(), "{:?}", net.leases());
     pod.call("DEL", &checked).run().expect_success();
 
     // CHECK finds missing rules.
     let result = pod.call("ADD", &conf).run().expect_success().json();
     checked["prevResult"] = result;
-    host.remove_rules(&pod.prefix);
+    remove_rules(&host, &pod.prefix);
     pod.call("CHECK", &checked).run().expect_error(999);
     pod.call("DEL", &checked).run().expect_success();
 }
@@ -268,7 +221,7 @@ fn del_with_the_netns_gone_removes_the_nftables_rules() {
     assert_eq!(pod.rules().len(), 2);
     cmd::run_ok("ip", &["netns", "del", pod.ns.name()]);
     pod.call("DEL", &conf).run().expect_success();
-    assert!(pod.rules().is_empty(), "{}", host.table());
+    assert!(pod.rules().is_empty(), "{}", table(&host));
 }
 
 #[test]
@@ -283,7 +236,7 @@ fn del_with_the_iptables_backend_removes_nftables_rules_too() {
         .expect_success();
     let iptables = net.config(json!({"ipMasqBackend": null}));
     pod.call("DEL", &iptables).run().expect_success();
-    assert!(pod.rules().is_empty(), "{}", host.table());
+    assert!(pod.rules().is_empty(), "{}", table(&host));
 }
 
 #[test]
@@ -303,7 +256,7 @@ fn without_iptables_on_path_an_unset_backend_chooses_nftables() {
     };
     assert!(!empty.join("iptables-restore").exists());
     call("ADD", &conf).run().expect_success();
-    assert_eq!(pod.rules().len(), 2, "{}", host.table());
+    assert_eq!(pod.rules().len(), 2, "{}", table(&host));
     // STATUS agrees: the backend it would use works.
     let status = net.config(json!({"ipMasqBackend": null, "cniVersion": "1.1.0"}));
     call("STATUS", &status).run().expect_success();
@@ -331,15 +284,15 @@ fn gc_removes_the_nftables_rules_of_invalid_attachments_only() {
         .config(&gc)
         .run()
         .expect_success();
-    assert_eq!(keep.rules().len(), 2, "{}", host.table());
-    assert!(drop.rules().is_empty(), "{}", host.table());
+    assert_eq!(keep.rules().len(), 2, "{}", table(&host));
+    assert!(drop.rules().is_empty(), "{}", table(&host));
     keep.call("DEL", &conf).run().expect_success();
     drop.call("DEL", &conf).run().expect_success();
 }
 
 /// The programs `call` execs, from `strace -f -e trace=execve` in the host
 /// namespace.
-fn execs_of(host: &Host, call: &PluginCall) -> Vec<String> {
+fn execs_of(host: &PrivateHost, call: &PluginCall) -> Vec<String> {
     let log = host.dir.join("strace.log");
     let strace = format!("strace -f -qq -e trace=execve -o {}", log.display());
     let mut traced = PluginCall::with_binary(host.wrapper("traced", &strace));
@@ -367,6 +320,6 @@ fn an_add_with_nftables_execs_nothing_but_the_ipam_plugin() {
     let bridge = plugin_path("bridge").display().to_string();
     let host_local = plugin_path("host-local").display().to_string();
     assert_eq!(execs, [bridge, host_local], "{execs:?}");
-    assert_eq!(pod.rules().len(), 2, "{}", host.table());
+    assert_eq!(pod.rules().len(), 2, "{}", table(&host));
     pod.call("DEL", &conf).run().expect_success();
 }

@@ -1,8 +1,9 @@
 //! The `bridge` CNI plugin: attaches a container to a Linux bridge through a
 //! veth pair, with addresses from a delegated IPAM plugin, routes, the
 //! gateway on the bridge and IP masquerade. All network changes go through
-//! netlink; masquerade through one `iptables-restore` batch per family, the
-//! MAC spoof check through one `nft` batch.
+//! netlink; masquerade through one `iptables-restore` batch per family or one
+//! nf_tables netlink transaction, the MAC spoof check through one nf_tables
+//! netlink transaction.
 //!
 //! ADD, DEL and CHECK are step lists ([`add::steps`], [`del::steps`],
 //! [`check::steps`]) over the [`node`] seam; `docs/architecture.md` walks

@@ -1,5 +1,5 @@
 //! STATUS (spec 1.1.0): can this plugin service ADD right now? It needs
-//! netlink, the masquerade helpers when `ipMasq` is set, the spoof check's
+//! netlink, the chosen masquerade backend when `ipMasq` is set, nf_tables
 //! when `macspoofchk` is set, and a ready IPAM plugin (whose STATUS answer is
 //! passed on unchanged).
 

@@ -159,9 +159,10 @@ fn run(world: &World, command: &str, config: &Value, fail_at: Option<usize>) -> 
 }
 
 /// Operations that can fail after applying their change: helpers and the
-/// IPAM plugin.
+/// IPAM plugin (an nf_tables transaction, like a netlink request, answers
+/// with the outcome of what it did).
 fn can_fail_after(op: &str) -> bool {
-    op.starts_with("IPAM") || op.starts_with("iptables-restore") || op == "nft"
+    op.starts_with("IPAM") || op.starts_with("iptables-restore")
 }
 
 /// The node a shape starts on: empty (`busy` false) or with another pod
@@ -214,7 +215,7 @@ fn without_residue_of(op: &str, state: &State) -> State {
         state.leases.clear();
     } else if op.starts_with("iptables") {
         state.masquerade.clear();
-    } else if op == "nft" {
+    } else if op == "nf_tables spoof check" {
         state.spoof_rules.clear();
     } else {
         state.namespaces.clear();

@@ -1,6 +1,7 @@
 //! The firewall rules of an attachment: masquerade ([`masq`], one
-//! `iptables-restore` batch per family) and the MAC spoof check
-//! ([`macspoof`], one `nft` batch). Both sit behind one trait, [`Firewall`]:
+//! `iptables-restore` batch per family, or [`nft_masq`], one nf_tables
+//! netlink transaction; [`backends`] chooses) and the MAC spoof check
+//! ([`macspoof`], one nf_tables netlink transaction). Both sit behind one trait, [`Firewall`]:
 //! program the rules of this attachment, remove them, check them, list
 //! whose are there. They share the [`Family`] type and one way to run a
 //! helper program ([`helper`]).
@@ -78,7 +79,7 @@ pub enum FirewallError {
     /// The helper could not be started or talked to.
     #[error("run {command}{family}: {source}")]
     Io {
-        /// The command, e.g. `iptables-restore` or `nft -j -f -`.
+        /// The command, e.g. `iptables-restore` or `iptables -t nat -S`.
         command: String,
         /// The family it serves, if any.
         family: InFamily,
@@ -105,14 +106,6 @@ pub enum FirewallError {
         first: Box<FirewallError>,
         /// The IPv6 error.
         second: Box<FirewallError>,
-    },
-    /// A listing could not be read.
-    #[error("{command} printed invalid JSON: {source}")]
-    Listing {
-        /// The listing command.
-        command: &'static str,
-        /// Why it could not be parsed.
-        source: serde_json::Error,
     },
     /// nf_tables netlink refused or failed.
     #[error("nf_tables: {0}")]

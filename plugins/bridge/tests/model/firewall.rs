@@ -1,6 +1,6 @@
 //! The model's firewall: masquerade chains per family (each family's batch
 //! atomic, as one `iptables-restore` is) and the spoof check's rules (one
-//! atomic batch, as one `nft` run is).
+//! atomic transaction, as one nf_tables batch is).
 
 use super::World;
 use bridge::firewall::{Family, Firewall, FirewallError, InFamily, PendingChange, Target};
@@ -139,8 +139,8 @@ impl SpoofCheck<'_> {
     fn batch(&self, change: impl FnOnce(&mut World)) -> PendingChange<'_> {
         let mut world = self.0.borrow_mut();
         let outcome = world
-            .apply("nft", change)
-            .map_err(|fault| injected("nft -j -f -", None, fault.0));
+            .apply("nf_tables spoof check", change)
+            .map_err(|fault| injected("nf_tables", None, fault.0));
         Pending::ready(outcome)
     }
 }

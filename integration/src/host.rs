@@ -1,0 +1,67 @@
+//! A network namespace standing for the host: the plugin under test runs
+//! inside it, so the bridge, the firewall tables and their rules it makes
+//! live there and go with it. Tests that change node-wide state (a table
+//! every attachment shares, say) stay out of each other's way and leave the
+//! machine's own tables alone.
+
+use std::path::PathBuf;
+
+use crate::{Cleanup, PluginCall, TestNetns, cmd, plugin_dir, plugin_path, unique_name};
+
+/// The namespace, and a directory for the scripts that run plugins in it.
+#[derive(Debug)]
+pub struct PrivateHost {
+    /// The namespace.
+    pub ns: TestNetns,
+    /// Scripts and logs; removed by the clean-up guard.
+    pub dir: PathBuf,
+}
+
+impl PrivateHost {
+    /// A fresh namespace; its script directory is removed by `cleanup`.
+    ///
+    /// # Panics
+    ///
+    /// When the directory cannot be created.
+    pub fn new(cleanup: &mut Cleanup) -> PrivateHost {
+        let dir = std::env::temp_dir().join(unique_name("cni-private-host"));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        cleanup.remove_path(&dir);
+        PrivateHost {
+            ns: TestNetns::new("host"),
+            dir,
+        }
+    }
+
+    /// A script named `name` that runs `<command> <our bridge> "$@"` inside
+    /// the namespace (`command` may be empty, or `strace …`).
+    ///
+    /// # Panics
+    ///
+    /// When the script cannot be written.
+    pub fn wrapper(&self, name: &str, command: &str) -> PathBuf {
+        let path = self.dir.join(name);
+        let script = format!(
+            "#!/bin/sh\nexec ip netns exec {} {command} {} \"$@\"\n",
+            self.ns.name(),
+            plugin_path("bridge").display()
+        );
+        std::fs::write(&path, script).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        cmd::run_ok("chmod", &["755", &path.display().to_string()]);
+        path
+    }
+
+    /// A call of our `bridge` inside the namespace, with our plugins as
+    /// `CNI_PATH`.
+    pub fn bridge(&self) -> PluginCall {
+        PluginCall::with_binary(self.wrapper("bridge", "")).cni_path(plugin_dir())
+    }
+
+    /// `nft <args>` inside the namespace; its stdout, whatever its status.
+    pub fn nft(&self, args: &[&str]) -> String {
+        let mut all = vec!["netns", "exec", self.ns.name(), "nft"];
+        all.extend_from_slice(args);
+        let out = cmd::run("ip", &all);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
