@@ -309,17 +309,22 @@ fn execs_of(host: &PrivateHost, call: &PluginCall) -> Vec<String> {
 }
 
 #[test]
-fn an_add_with_nftables_execs_nothing_but_the_ipam_plugin() {
-    let test = "an_add_with_nftables_execs_nothing_but_the_ipam_plugin";
+fn an_add_with_nftables_and_macspoofchk_execs_nothing_but_the_ipam_plugin() {
+    let test = "an_add_with_nftables_and_macspoofchk_execs_nothing_but_the_ipam_plugin";
     let Some((host, _cleanup, net)) = world(test, 6) else {
         return;
     };
     let pod = Pod::new(&host, &net);
-    let conf = net.config(json!({}));
+    let conf = net.config(json!({"macspoofchk": true}));
     let execs = execs_of(&host, &pod.call("ADD", &conf));
     let bridge = plugin_path("bridge").display().to_string();
     let host_local = plugin_path("host-local").display().to_string();
     assert_eq!(execs, [bridge, host_local], "{execs:?}");
     assert_eq!(pod.rules().len(), 2, "{}", table(&host));
+    let spoof = host.nft(&["list", "table", "bridge", "nat"]);
+    assert!(
+        spoof.contains(&format!("cni-br-iface-{}-eth0", pod.id)),
+        "{spoof}"
+    );
     pod.call("DEL", &conf).run().expect_success();
 }
