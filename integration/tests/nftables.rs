@@ -222,3 +222,33 @@ fn concurrent_setups_of_one_network_keep_every_rule() {
     assert_eq!(rules.len(), targets.len(), "{rules:#?}");
     assert_eq!(listing(&ns).matches("goto masq_checks").count(), 1);
 }
+
+#[test]
+fn a_setup_repairs_a_tampered_postrouting_chain() {
+    if !require_root("a_setup_repairs_a_tampered_postrouting_chain") {
+        return;
+    }
+    let ns = TestNetns::new("nftfix");
+    setup(&ns, &upstream_target());
+    let handles: Vec<String> = nft(&ns, &["-a", "list", "chain", "inet", TABLE, "postrouting"])
+        .lines()
+        .filter(|l| l.contains("return"))
+        .filter_map(|l| l.rsplit("# handle ").next().map(str::to_owned))
+        .collect();
+    assert_eq!(handles.len(), 2);
+    nft(
+        &ns,
+        &[
+            "delete",
+            "rule",
+            "inet",
+            TABLE,
+            "postrouting",
+            "handle",
+            &handles[0],
+        ],
+    );
+    assert_ne!(listing(&ns), UPSTREAM_LISTING);
+    setup(&ns, &upstream_target());
+    assert_eq!(listing(&ns), UPSTREAM_LISTING);
+}

@@ -23,7 +23,7 @@
 mod consts;
 pub mod expr;
 
-use crate::attr::{Attr, Message, attributes_after, read_string, read_u64_be};
+use crate::attr::{Attr, Message, attributes, attributes_after, read_string, read_u64_be};
 use crate::error::Error;
 use crate::socket::{Socket, encode};
 use consts::*;
@@ -348,11 +348,38 @@ fn userdata_comment(mut data: &[u8]) -> Option<String> {
     None
 }
 
-/// The names of the chains of `table`; none when it does not exist.
+/// A chain as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainInfo {
+    /// Its name.
+    pub name: String,
+    /// For a base chain, its hook.
+    pub base: Option<BaseChainInfo>,
+}
+
+/// A base chain's hook as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseChainInfo {
+    /// `nat`, `filter`, ...
+    pub kind: String,
+    /// The hook number.
+    pub hook: u32,
+    /// The priority.
+    pub priority: i32,
+}
+
+impl BaseChainInfo {
+    /// Whether it is `base`.
+    pub fn is(&self, base: &BaseChain) -> bool {
+        self.kind == base.kind && self.hook == base.hook && self.priority == base.priority
+    }
+}
+
+/// The chains of `table`; none when it does not exist.
 ///
 /// # Errors
 /// [`Error`] when the listing fails otherwise.
-pub fn list_chains(socket: &Socket, family: Family, table: &str) -> Result<Vec<String>, Error> {
+pub fn list_chains(socket: &Socket, family: Family, table: &str) -> Result<Vec<ChainInfo>, Error> {
     let request = Message {
         header: NfGen {
             family: family.number(),
@@ -363,23 +390,56 @@ pub fn list_chains(socket: &Socket, family: Family, table: &str) -> Result<Vec<S
     let message_type = (u16::from(NFNL_SUBSYS_NFTABLES) << 8) | NFT_MSG_GETCHAIN;
     let mut chains = Vec::new();
     let listed = socket.request(message_type, NLM_F_DUMP, &request, |_, payload| {
-        let mut name = None;
-        let mut in_table = false;
-        for nla in attributes_after(payload, 4) {
-            let nla = nla?;
-            match nla.kind() {
-                NFTA_CHAIN_NAME => name = Some(read_string(&nla)),
-                NFTA_CHAIN_TABLE => in_table = read_string(&nla) == table,
-                _ => {}
-            }
+        if let Some(chain) = parse_chain(payload, table)? {
+            chains.push(chain);
         }
-        chains.extend(name.filter(|_| in_table));
         Ok(())
     });
     match listed {
         Err(Error::Kernel(ENOENT)) => Ok(Vec::new()),
         other => other.map(|()| chains),
     }
+}
+
+/// A `NFT_MSG_NEWCHAIN` payload of `table`; `None` for another table's.
+fn parse_chain(payload: &[u8], table: &str) -> Result<Option<ChainInfo>, Error> {
+    let (mut name, mut in_table, mut kind, mut hook) = (None, false, None, None);
+    for nla in attributes_after(payload, 4) {
+        let nla = nla?;
+        match nla.kind() {
+            NFTA_CHAIN_NAME => name = Some(read_string(&nla)),
+            NFTA_CHAIN_TABLE => in_table = read_string(&nla) == table,
+            NFTA_CHAIN_TYPE => kind = Some(read_string(&nla)),
+            NFTA_CHAIN_HOOK => hook = Some(parse_hook(nla.value())?),
+            _ => {}
+        }
+    }
+    let base = match (kind, hook) {
+        (Some(kind), Some((hook, priority))) => Some(BaseChainInfo {
+            kind,
+            hook,
+            priority,
+        }),
+        _ => None,
+    };
+    Ok(name
+        .filter(|_| in_table)
+        .map(|name| ChainInfo { name, base }))
+}
+
+/// `NFTA_CHAIN_HOOK`'s hook number and priority.
+fn parse_hook(value: &[u8]) -> Result<(u32, i32), Error> {
+    let (mut hook, mut priority) = (0, 0);
+    for nla in attributes(value) {
+        let nla = nla?;
+        let raw = <[u8; 4]>::try_from(nla.value()).unwrap_or_default();
+        match nla.kind() {
+            NFTA_HOOK_HOOKNUM => hook = u32::from_be_bytes(raw),
+            NFTA_HOOK_PRIORITY => priority = i32::from_be_bytes(raw),
+            _ => {}
+        }
+    }
+    Ok((hook, priority))
 }
 
 #[cfg(test)]

@@ -195,3 +195,30 @@ fn a_listed_rule_gives_its_handle_and_comment() {
         }
     );
 }
+
+#[test]
+fn a_listed_base_chain_gives_its_hook() {
+    let mut batch = Batch::new();
+    batch.add_chain(
+        Family::Inet,
+        "t",
+        "post",
+        Some(BaseChain::NAT_POSTROUTING),
+        None,
+    );
+    let payload = &messages(&batch.datagram(1).unwrap())[1].3;
+    let chain = parse_chain(payload, "t").unwrap().unwrap();
+    assert_eq!(chain.name, "post");
+    let base = chain.base.unwrap();
+    assert!(base.is(&BaseChain::NAT_POSTROUTING), "{base:?}");
+    assert!(!base.is(&BaseChain {
+        kind: "nat",
+        hook: 0,
+        priority: 100
+    }));
+    assert_eq!(parse_chain(payload, "other").unwrap(), None);
+    let mut batch = Batch::new();
+    batch.add_chain(Family::Inet, "t", "plain", None, None);
+    let payload = &messages(&batch.datagram(1).unwrap())[1].3;
+    assert_eq!(parse_chain(payload, "t").unwrap().unwrap().base, None);
+}

@@ -114,6 +114,8 @@ impl Names {
 /// What the table holds of one attachment.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Present {
+    /// The base chain exists as the reference makes it (and so the table).
+    base_chain: bool,
     /// Handles of the base-chain rules with our comment.
     base_rules: Vec<u64>,
     /// Whether the iface chain exists.
@@ -134,30 +136,45 @@ fn present(socket: &Socket, names: &Names) -> Result<Present, FirewallError> {
         other => other.map_err(netlink_error)?,
     };
     let chains = list_chains(socket, Family::Bridge, TABLE).map_err(netlink_error)?;
+    let named = |name: &str| chains.iter().any(|c| c.name == name);
     Ok(Present {
+        base_chain: chains
+            .iter()
+            .any(|c| c.name == BASE_CHAIN && c.base.as_ref().is_some_and(|b| b.is(&PREROUTING))),
         base_rules: rules
             .into_iter()
             .filter(|rule| rule.comment.as_deref() == Some(names.comment.as_str()))
             .map(|rule| rule.handle)
             .collect(),
-        iface_chain: chains.contains(&names.iface_chain),
-        mac_chain: chains.contains(&names.mac_chain),
+        iface_chain: named(&names.iface_chain),
+        mac_chain: named(&names.mac_chain),
     })
 }
 
-/// The setup transaction: the table and base chain declared, the stale
-/// base-chain rules deleted, both chains declared and emptied, and the four
-/// rules added.
-fn setup_batch(names: &Names, host_veth: &str, mac: [u8; 6], stale: &[u64]) -> Batch {
+/// The setup transaction: the table and base chain declared unless
+/// there, the stale base-chain rules deleted, both chains declared (and
+/// emptied if they were there), and the four rules added. A first setup
+/// only adds, so the kernel has nothing to free after an RCU grace period,
+/// which closing the socket would wait for (see
+/// [`super::nft_masq::setup_batch`]).
+fn setup_batch(names: &Names, host_veth: &str, mac: [u8; 6], present: &Present) -> Batch {
     let mut batch = Batch::new();
-    batch.add_table(Family::Bridge, TABLE, None);
-    batch.add_chain(Family::Bridge, TABLE, BASE_CHAIN, Some(PREROUTING), None);
-    for handle in stale {
+    if !present.base_chain {
+        batch.add_table(Family::Bridge, TABLE, None);
+        batch.add_chain(Family::Bridge, TABLE, BASE_CHAIN, Some(PREROUTING), None);
+    }
+    for handle in &present.base_rules {
         batch.delete_rule(Family::Bridge, TABLE, BASE_CHAIN, *handle);
     }
-    for chain in [&names.iface_chain, &names.mac_chain] {
-        batch.add_chain(Family::Bridge, TABLE, chain, None, None);
-        batch.flush_chain(Family::Bridge, TABLE, chain);
+    for (there, chain) in [
+        (present.iface_chain, &names.iface_chain),
+        (present.mac_chain, &names.mac_chain),
+    ] {
+        if there {
+            batch.flush_chain(Family::Bridge, TABLE, chain);
+        } else {
+            batch.add_chain(Family::Bridge, TABLE, chain, None, None);
+        }
     }
     for (chain, exprs) in names.rules(host_veth, mac) {
         batch.add_rule(Family::Bridge, TABLE, chain, &exprs, Some(&names.comment));
@@ -211,8 +228,8 @@ pub fn setup(
     let names = Names::new(container_id, ifname);
     let mac = parse_mac(mac)?;
     let socket = Socket::open_netfilter().map_err(netlink_error)?;
-    let stale = present(&socket, &names)?.base_rules;
-    setup_batch(&names, host_veth, mac, &stale)
+    let present = present(&socket, &names)?;
+    setup_batch(&names, host_veth, mac, &present)
         .send(&socket)
         .map_err(netlink_error)
 }
@@ -235,23 +252,28 @@ pub fn teardown(container_id: &str, ifname: &str) -> Result<(), FirewallError> {
 
 /// The MAC spoof check over nf_tables netlink: the [`Firewall`] of `macspoofchk`.
 /// Its rules name no network, so GC cannot tell whose they are: it collects
-/// none, and DEL removes them even when the namespace is gone. Its work takes
-/// tens of microseconds, so it runs in place.
+/// none, and DEL removes them even when the namespace is gone. Each change
+/// runs on a thread of its own: closing the socket after a commit waits for
+/// the kernel's RCU grace period (see [`super::nft_masq::Nftables`]).
 #[derive(Debug, Default)]
 pub struct Nft;
 
 impl Firewall for Nft {
     fn start_setup(&self, target: &Target) -> PendingChange<'_> {
-        Pending::ready(setup(
-            &target.container_id,
-            &target.ifname,
-            &target.host_veth,
-            &target.mac,
-        ))
+        let target = target.clone();
+        Pending::on_thread(move || {
+            setup(
+                &target.container_id,
+                &target.ifname,
+                &target.host_veth,
+                &target.mac,
+            )
+        })
     }
 
     fn start_teardown(&self, target: &Target) -> PendingChange<'_> {
-        Pending::ready(teardown(&target.container_id, &target.ifname))
+        let target = target.clone();
+        Pending::on_thread(move || teardown(&target.container_id, &target.ifname))
     }
 
     fn check(&self, _target: &Target) -> Result<(), FirewallError> {
@@ -324,6 +346,7 @@ mod tests {
     #[test]
     fn teardown_removes_only_what_is_there_rules_before_chains() {
         let partial = Present {
+            base_chain: true,
             base_rules: vec![4, 12],
             iface_chain: false,
             mac_chain: true,
