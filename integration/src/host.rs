@@ -27,14 +27,19 @@ impl PrivateHost {
         let dir = std::env::temp_dir().join(unique_name("cni-private-host"));
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
         cleanup.remove_path(&dir);
-        PrivateHost {
+        let host = PrivateHost {
             ns: TestNetns::new("host"),
             dir,
-        }
+        };
+        // Written once: rewriting a script while another thread execs it
+        // fails that exec with ETXTBSY.
+        host.wrapper("bridge", "");
+        host
     }
 
-    /// A script named `name` that runs `<command> <our bridge> "$@"` inside
-    /// the namespace (`command` may be empty, or `strace …`).
+    /// Writes a script named `name` that runs `<command> <our bridge> "$@"`
+    /// inside the namespace (`command` may be empty, or `strace …`); call it
+    /// before any call runs the script.
     ///
     /// # Panics
     ///
@@ -54,7 +59,7 @@ impl PrivateHost {
     /// A call of our `bridge` inside the namespace, with our plugins as
     /// `CNI_PATH`.
     pub fn bridge(&self) -> PluginCall {
-        PluginCall::with_binary(self.wrapper("bridge", "")).cni_path(plugin_dir())
+        PluginCall::with_binary(self.dir.join("bridge")).cni_path(plugin_dir())
     }
 
     /// `nft <args>` inside the namespace; its stdout, whatever its status.

@@ -328,3 +328,37 @@ fn an_add_with_nftables_and_macspoofchk_execs_nothing_but_the_ipam_plugin() {
     );
     pod.call("DEL", &conf).run().expect_success();
 }
+
+#[test]
+fn concurrent_adds_on_one_network_keep_every_rule() {
+    let test = "concurrent_adds_on_one_network_keep_every_rule";
+    let Some((host, _cleanup, net)) = world(test, 7) else {
+        return;
+    };
+    let pods: Vec<Pod> = (0..12).map(|_| Pod::new(&host, &net)).collect();
+    let conf = net.config(json!({"macspoofchk": true}));
+    std::thread::scope(|scope| {
+        for pod in &pods {
+            let conf = &conf;
+            scope.spawn(move || pod.call("ADD", conf).run().expect_success());
+        }
+    });
+    for pod in &pods {
+        assert_eq!(pod.rules().len(), 2, "{}", table(&host));
+    }
+    let postrouting = table(&host).matches("goto masq_checks").count();
+    assert_eq!(postrouting, 1, "{}", table(&host));
+    std::thread::scope(|scope| {
+        for pod in &pods {
+            let conf = &conf;
+            scope.spawn(move || pod.call("DEL", conf).run().expect_success());
+        }
+    });
+    assert!(
+        !table(&host).contains(" masquerade comment"),
+        "{}",
+        table(&host)
+    );
+    let spoof = host.nft(&["list", "table", "bridge", "nat"]);
+    assert!(!spoof.contains("cni-br-iface"), "{spoof}");
+}

@@ -124,6 +124,17 @@ struct Present {
     mac_chain: bool,
 }
 
+impl Present {
+    /// The attachment's two chains, iface chain first, with whether each is
+    /// there.
+    fn chains<'n>(&self, names: &'n Names) -> [(bool, &'n str); 2] {
+        [
+            (self.iface_chain, &names.iface_chain),
+            (self.mac_chain, &names.mac_chain),
+        ]
+    }
+}
+
 fn netlink_error(err: cni_netlink::Error) -> FirewallError {
     FirewallError::Netlink(err.to_string())
 }
@@ -166,10 +177,7 @@ fn setup_batch(names: &Names, host_veth: &str, mac: [u8; 6], present: &Present) 
     for handle in &present.base_rules {
         batch.delete_rule(Family::Bridge, TABLE, BASE_CHAIN, *handle);
     }
-    for (there, chain) in [
-        (present.iface_chain, &names.iface_chain),
-        (present.mac_chain, &names.mac_chain),
-    ] {
+    for (there, chain) in present.chains(names) {
         if there {
             batch.flush_chain(Family::Bridge, TABLE, chain);
         } else {
@@ -190,10 +198,7 @@ fn teardown_batch(names: &Names, present: &Present) -> Batch {
     for handle in &present.base_rules {
         batch.delete_rule(Family::Bridge, TABLE, BASE_CHAIN, *handle);
     }
-    for (there, chain) in [
-        (present.iface_chain, &names.iface_chain),
-        (present.mac_chain, &names.mac_chain),
-    ] {
+    for (there, chain) in present.chains(names) {
         if there {
             batch.delete_chain(Family::Bridge, TABLE, chain);
         }
