@@ -17,6 +17,7 @@ fi
 . scripts/packages.sh
 need ip iproute2
 need iptables iptables
+need nft nftables  # the sweep removes the nftables backend's rules with it
 [ -x /usr/lib/cni/bridge ] && [ -x /usr/lib/cni/host-local ] || missing+=(containernetworking-plugins)
 install_missing
 

@@ -10,13 +10,15 @@
 //!
 //! Our plugins are the ones next to this binary (or in `$CNI_RS_PLUGIN_DIR`);
 //! the reference is `/usr/lib/cni` or `--reference DIR` (when missing, only
-//! ours is measured).
+//! ours is measured). Ours is also measured with `ipMasqBackend: "nftables"`
+//! in a phase of its own (see `bench/nft.rs`).
 //! Progress goes to stderr, the table to stdout, and the same table to
 //! `results/bench.md` with a chart in `results/bench.svg`.
 //!
 //! Everything the bench creates carries the prefix `cnirsb-` (namespaces,
 //! bridges, network names, masquerade comments, the lease directory) and is
-//! swept at exit, after an error or Ctrl-C, and again at the next start.
+//! swept at exit, after an error or Ctrl-C, and again at the next start; so
+//! is the nftables masquerade table when it was absent at the start.
 
 // A binary's modules would be looked up next to it in src/bin/; they live
 // in src/bin/bench/ instead, so each is named by path.
@@ -40,6 +42,8 @@ mod impls;
 mod ipv6;
 #[path = "bench/machine.rs"]
 mod machine;
+#[path = "bench/nft.rs"]
+mod nft;
 #[path = "bench/parallel.rs"]
 mod parallel;
 #[path = "bench/pod.rs"]
@@ -157,20 +161,29 @@ fn run(options: &Options) -> BenchResult<()> {
     if reference_present {
         impls.push(Impl::new(Kind::Reference, reference, work.path())?);
     }
+    let nftables = Impl::new(Kind::OursNftables, &ours, work.path())?;
+    let owns_table = sweep::claim_nft_table()?;
 
     let mut cleanup = Cleanup::new();
     cleanup.remove_path(work.path());
-    let sweep_impls = impls.clone();
-    cleanup.push("sweep bench namespaces, bridges and chains", move || {
-        let swept = sweep::sweep(&sweep_impls);
-        if swept.errors.is_empty() {
+    let mut sweep_impls = impls.clone();
+    sweep_impls.push(nftables.clone());
+    let swept_impls = sweep_impls.clone();
+    cleanup.push(
+        "sweep bench namespaces, bridges, chains and rules",
+        move || {
+            let swept = sweep::sweep(&swept_impls, owns_table);
+            if !swept.errors.is_empty() {
+                return Err(swept.errors.join("; "));
+            }
+            if owns_table {
+                sweep::release_nft_table();
+            }
             Ok(())
-        } else {
-            Err(swept.errors.join("; "))
-        }
-    });
+        },
+    );
 
-    let leftovers = sweep::sweep(&impls);
+    let leftovers = sweep::sweep(&sweep_impls, owns_table);
     if !leftovers.is_empty() || stale > 0 {
         eprintln!(
             "bench: removed leftovers of an earlier run: {}, {stale} lease dir(s)",
@@ -179,14 +192,14 @@ fn run(options: &Options) -> BenchResult<()> {
     }
 
     let mut facts = machine::collect(&workspace_root(), reference_present.then_some(reference));
-    let figures = measure(options, &impls, &interrupt, work.path())?;
+    let figures = measure(options, &impls, &nftables, &interrupt, work.path())?;
     facts.load = format!(
         "{}, {} at end (1, 5, 15 min)",
         facts.load,
         machine::loadavg()
     );
 
-    finish_cleanup(&mut cleanup)?;
+    finish_cleanup(&mut cleanup, owns_table)?;
     write_results(&facts, &figures)
 }
 
@@ -212,8 +225,10 @@ fn locate_plugins(options: &Options) -> BenchResult<(PathBuf, bool)> {
     Ok((ours, reference_present))
 }
 
-/// Runs the clean-up now and fails if it failed or left a namespace or bridge.
-fn finish_cleanup(cleanup: &mut Cleanup) -> BenchResult<()> {
+/// Runs the clean-up now and fails if it failed or left a namespace, a
+/// bridge, an nftables masquerade rule, or the table when the run owns it
+/// (`owns_table`, see `sweep::claim_nft_table`).
+fn finish_cleanup(cleanup: &mut Cleanup, owns_table: bool) -> BenchResult<()> {
     let failures = cleanup.run_now();
     if !failures.is_empty() {
         return Err(format!("clean-up failed: {}", failures.join("; ")).into());
@@ -224,6 +239,14 @@ fn finish_cleanup(cleanup: &mut Cleanup) -> BenchResult<()> {
         .count();
     if left > 0 || Kind::ALL.iter().any(|k| host::link_exists(&k.network())) {
         return Err(format!("clean-up left {left} namespace(s) or a bridge behind").into());
+    }
+    let (rules, table) = sweep::nft_leftovers(owns_table)?;
+    if rules > 0 || table {
+        return Err(format!(
+            "clean-up left {rules} nftables masquerade rule(s){} behind",
+            if table { " and the table" } else { "" }
+        )
+        .into());
     }
     Ok(())
 }
@@ -251,6 +274,7 @@ fn total_steps(o: &Options, n_impls: usize) -> u64 {
     let steps = n_impls // warm-up
         + o.version_runs
         + o.runs
+        + nft::steps(o)
         + o.rss_runs
         + 3 * o.ipv6_runs
         + o.parallel_rounds * n_impls
@@ -258,9 +282,12 @@ fn total_steps(o: &Options, n_impls: usize) -> u64 {
     steps as u64
 }
 
+/// Runs every phase; `impls` are ours and the reference (when present),
+/// `nftables` is ours with the nftables backend (its own phase only).
 fn measure(
     options: &Options,
     impls: &[Impl],
+    nftables: &Impl,
     interrupt: &Interrupt,
     work_dir: &Path,
 ) -> BenchResult<Figures> {
@@ -274,6 +301,7 @@ fn measure(
     );
     let ctx = Ctx {
         impls,
+        nftables,
         opts: options,
         progress: &progress,
         interrupt,
@@ -299,6 +327,9 @@ fn measure(
         let ready_busy = ipv6::measure(&ctx, Scenario::BridgeBusy)?;
         let parallel = parallel::measure(&ctx)?;
         let scale = scale::measure(&ctx)?;
+        // Last, so the phases above run with the host as before it existed
+        // (no cnirsb-nft bridge, no nftables masquerade table it created).
+        let nft = nft::measure(&ctx)?;
         Ok(Figures {
             kinds: impls.iter().map(|i| i.kind).collect(),
             options: options.clone(),
@@ -311,6 +342,7 @@ fn measure(
             ready_busy,
             parallel,
             scale,
+            nft,
         })
     })();
     if result.is_err() {
@@ -320,4 +352,22 @@ fn measure(
         progress.finish_and_clear();
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_include_the_nftables_phase() {
+        let o = Options::quick();
+        // Warm-ups 2, VERSION 50, cold 10, nftables 1 + 10 + 1 + 2, RSS 2,
+        // IPv6 15, parallel 2, scale 2 * (10 + 100).
+        assert_eq!(total_steps(&o, 2), 2 + 50 + 10 + 14 + 2 + 15 + 2 + 220);
+        let o = Options::full();
+        assert_eq!(
+            total_steps(&o, 1),
+            1 + 200 + 50 + (1 + 50 + 3 + 5) + 5 + 60 + 3 + (80 + 1000)
+        );
+    }
 }

@@ -19,6 +19,8 @@ pub const SETTLE: Duration = Duration::from_secs(2);
 pub struct Ctx<'a> {
     /// Ours first, then the reference when it is installed.
     pub impls: &'a [Impl],
+    /// Ours with `ipMasqBackend: "nftables"`, measured in its own phase only.
+    pub nftables: &'a Impl,
     /// Sample counts.
     pub opts: &'a Options,
     /// Progress on stderr.
@@ -73,17 +75,34 @@ impl Ctx<'_> {
     /// one each iteration, so neither always runs first. Yields the index
     /// into [`Ctx::impls`] with each.
     pub fn rotation(&self, i: usize) -> Vec<(usize, &Impl)> {
-        let n = self.impls.len();
-        (0..n)
-            .map(|k| {
-                let idx = (i + k) % n;
-                (idx, &self.impls[idx])
-            })
+        rotated(self.impls.len(), i)
+            .into_iter()
+            .map(|idx| (idx, &self.impls[idx]))
             .collect()
     }
 
     /// One empty sample vector per implementation.
     pub fn per_impl<T>(&self) -> Vec<Vec<T>> {
         self.impls.iter().map(|_| Vec::new()).collect()
+    }
+}
+
+/// The indices `0..n` in the order used for iteration `i`: starting at
+/// `i % n` and wrapping around, so each index runs first in turn.
+pub fn rotated(n: usize, i: usize) -> Vec<usize> {
+    (0..n).map(|k| (i + k) % n).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotation_starts_one_later_each_iteration() {
+        assert_eq!(rotated(3, 0), [0, 1, 2]);
+        assert_eq!(rotated(3, 1), [1, 2, 0]);
+        assert_eq!(rotated(3, 5), [2, 0, 1]);
+        assert_eq!(rotated(1, 7), [0]);
+        assert!(rotated(0, 2).is_empty());
     }
 }

@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::sys::resource::{UsageWho, getrusage};
+use nix::sys::time::TimeVal;
+
 use crate::error::BenchResult;
 
 /// `PATH` given to every child: the one CRI-O and containerd get from
@@ -190,5 +193,48 @@ impl Finished {
             String::from_utf8_lossy(&self.output.stderr).trim()
         )
         .into())
+    }
+}
+
+/// A `timeval` as a duration (negative parts count as zero).
+fn timeval(tv: TimeVal) -> Duration {
+    let secs = u64::try_from(tv.tv_sec()).unwrap_or(0);
+    let micros = u64::try_from(tv.tv_usec()).unwrap_or(0);
+    Duration::from_secs(secs) + Duration::from_micros(micros)
+}
+
+/// CPU time (user + system) of every child this process has reaped so far,
+/// and of the descendants those children reaped themselves
+/// (`getrusage(RUSAGE_CHILDREN)`). The difference of two readings taken just
+/// before a spawn and just after its reap is the CPU time of that process
+/// tree, as long as no other child is reaped in between.
+///
+/// # Errors
+///
+/// When `getrusage` fails.
+pub fn children_cpu() -> BenchResult<Duration> {
+    let usage = getrusage(UsageWho::RUSAGE_CHILDREN)?;
+    Ok(timeval(usage.user_time()) + timeval(usage.system_time()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timevals_become_durations() {
+        assert_eq!(
+            timeval(TimeVal::new(2, 500_000)),
+            Duration::from_millis(2500)
+        );
+        assert_eq!(timeval(TimeVal::new(-1, 0)), Duration::ZERO);
+    }
+
+    #[test]
+    fn children_cpu_never_decreases() {
+        // No child is spawned here: the peak-RSS test's `waitpid(-1)` could
+        // reap it from another thread.
+        let first = children_cpu().unwrap();
+        assert!(children_cpu().unwrap() >= first);
     }
 }

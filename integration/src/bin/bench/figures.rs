@@ -6,6 +6,7 @@ use crate::cli::Options;
 use crate::cold::ColdSamples;
 use crate::impls::Kind;
 use crate::ipv6::ReadinessSamples;
+use crate::nft::NftSamples;
 use crate::parallel::ParallelSamples;
 use crate::rss::RssSamples;
 use crate::scale::ScaleSamples;
@@ -40,6 +41,8 @@ pub struct Figures {
     pub parallel: ParallelSamples,
     /// ADD/DEL at 0 and N pods.
     pub scale: Vec<ScaleSamples>,
+    /// The nftables masquerade backend, and CPU per ADD.
+    pub nft: NftSamples,
 }
 
 /// How a row's numbers are shown.
@@ -190,14 +193,94 @@ impl Figures {
     /// The table rows, in display order.
     pub fn rows(&self) -> Vec<Row> {
         let mut rows = self.start_up_rows();
+        rows.extend(self.nft_cold_rows());
         if let Some(rss) = &self.rss {
             rows.extend(Self::rss_rows(rss));
         }
+        rows.extend(self.largest_process_rows());
         rows.extend(self.size_rows());
         rows.extend(self.scale_rows());
         rows.extend(self.parallel_rows());
+        rows.push(self.nft_parallel_row());
         rows.extend(self.readiness_rows());
         rows
+    }
+
+    /// The reference's index in the per-implementation samples.
+    fn reference_idx(&self) -> Option<usize> {
+        self.kinds.iter().position(|k| *k == Kind::Reference)
+    }
+
+    /// Rows of the nftables phase's interleaved cold rounds: ADD with the
+    /// nftables backend, and CPU per ADD for both of our backends, each
+    /// against the reference.
+    fn nft_cold_rows(&self) -> [Row; 3] {
+        let nft = &self.nft;
+        let median = |per: &[Vec<Duration>], kind| median_ms(nft.of(per, kind));
+        let reference = |per: &[Vec<Duration>]| median(per, Kind::Reference);
+        [
+            Row::new(
+                "ADD, cold, nftables backend (median, ms)",
+                Unit::Ms,
+                [median(&nft.add, Kind::OursNftables), reference(&nft.add)],
+            )
+            .target(Target::RatioAtMost(0.10))
+            .chart(),
+            Row::new(
+                "CPU per ADD with children (median, ms)",
+                Unit::Ms,
+                [median(&nft.cpu, Kind::Ours), reference(&nft.cpu)],
+            ),
+            Row::new(
+                "CPU per ADD with children, nftables backend (median, ms)",
+                Unit::Ms,
+                [median(&nft.cpu, Kind::OursNftables), reference(&nft.cpu)],
+            ),
+        ]
+    }
+
+    /// Rows for the largest process of an ADD's tree (plugins and helpers),
+    /// with our default iptables backend and with nftables, each against the
+    /// reference (its default iptables backend).
+    fn largest_process_rows(&self) -> [Row; 2] {
+        let largest = |idx: Option<usize>| {
+            let rss = self.rss.as_ref()?;
+            rss.largest(idx?).map(mib)
+        };
+        let ours = largest(self.kinds.iter().position(|k| *k == Kind::Ours));
+        let reference = largest(self.reference_idx());
+        let nft = self.nft.rss.iter().map(|p| p.largest()).max().map(mib);
+        [
+            Row::new(
+                "largest process of an ADD, iptables backend (MiB)",
+                Unit::MiB,
+                [ours, reference],
+            ),
+            Row::new(
+                "largest process of an ADD, nftables backend (MiB)",
+                Unit::MiB,
+                [nft, reference],
+            )
+            .target(Target::RatioAtMost(0.30)),
+        ]
+    }
+
+    /// The row for batches of parallel ADDs with the nftables backend,
+    /// against the reference's batches of the parallel phase.
+    fn nft_parallel_row(&self) -> Row {
+        let reference = self
+            .reference_idx()
+            .and_then(|i| median_ms(&Self::samples(&self.parallel.add, i)));
+        Row::new(
+            format!(
+                "{} parallel ADDs, nftables backend, wall (median of rounds, ms)",
+                self.options.parallel
+            ),
+            Unit::Ms,
+            [median_ms(&self.nft.parallel_add), reference],
+        )
+        .target(Target::RatioAtMost(0.12))
+        .chart()
     }
 
     /// Rows for cold ADD/DEL, VERSION and the `/bin/true` start-up floor.
@@ -384,6 +467,153 @@ impl Figures {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rss::AddPeaks;
+
+    fn ms(values: &[u64]) -> Vec<Duration> {
+        values.iter().map(|v| Duration::from_millis(*v)).collect()
+    }
+
+    /// Figures of `kinds` with no samples but the nftables phase's, the
+    /// peak RSS and the reference's parallel ADDs.
+    fn figures(kinds: &[Kind]) -> Figures {
+        let empty = || {
+            kinds
+                .iter()
+                .map(|_| Vec::new())
+                .collect::<Vec<Vec<Duration>>>()
+        };
+        let reference = kinds.contains(&Kind::Reference);
+        let mut lanes = vec![Kind::Ours, Kind::OursNftables];
+        let mut add = vec![ms(&[9, 10, 11]), ms(&[3, 2, 4])];
+        let mut cpu = vec![ms(&[5, 6, 7]), ms(&[1, 1, 2])];
+        let mut parallel_add = empty();
+        if reference {
+            lanes.push(Kind::Reference);
+            add.push(ms(&[40, 50, 60]));
+            cpu.push(ms(&[20, 25, 30]));
+            parallel_add[1] = ms(&[1000, 2000, 3000]);
+        }
+        let kib = |v: &[u64]| kinds.iter().map(|_| v.to_vec()).collect::<Vec<_>>();
+        let peaks = |bridge, host_local| AddPeaks {
+            bridge,
+            host_local,
+            helpers: 0,
+        };
+        Figures {
+            kinds: kinds.to_vec(),
+            options: Options::quick(),
+            sizes: kinds.iter().map(|_| vec![None; 3]).collect(),
+            version: crate::version::VersionSamples {
+                floor: Vec::new(),
+                version: empty(),
+                traced: Vec::new(),
+            },
+            cold: ColdSamples {
+                add: empty(),
+                del: empty(),
+            },
+            rss: Some(RssSamples {
+                bridge: kib(&[2048, 1024]),
+                host_local: kib(&[1024]),
+                helpers: kib(&[3072, 4096]),
+                floor: 512,
+            }),
+            ready_new: Vec::new(),
+            ready_alone: Vec::new(),
+            ready_busy: Vec::new(),
+            parallel: ParallelSamples {
+                add: parallel_add,
+                del: empty(),
+                failures: Vec::new(),
+            },
+            scale: Vec::new(),
+            nft: NftSamples {
+                lanes,
+                del: add.clone(),
+                add,
+                cpu,
+                parallel_add: ms(&[100, 200]),
+                rss: vec![peaks(1024, 512), peaks(512, 1536)],
+                ..NftSamples::default()
+            },
+        }
+    }
+
+    fn row<'r>(rows: &'r [Row], figure: &str) -> &'r Row {
+        rows.iter()
+            .find(|r| r.figure == figure)
+            .unwrap_or_else(|| panic!("no row {figure:?}"))
+    }
+
+    #[test]
+    fn nftables_rows_compare_with_the_reference() {
+        let rows = figures(&[Kind::Ours, Kind::Reference]).rows();
+        let cold = row(&rows, "ADD, cold, nftables backend (median, ms)");
+        assert_eq!((cold.ours, cold.reference), (Some(3.0), Some(50.0)));
+        assert_eq!(cold.target, Some(Target::RatioAtMost(0.10)));
+        assert_eq!(cold.met(), Some(true));
+        assert!(cold.chart);
+        let cpu = row(&rows, "CPU per ADD with children (median, ms)");
+        assert_eq!((cpu.ours, cpu.reference), (Some(6.0), Some(25.0)));
+        assert_eq!((cpu.target, cpu.chart), (None, false));
+        let cpu = row(
+            &rows,
+            "CPU per ADD with children, nftables backend (median, ms)",
+        );
+        assert_eq!((cpu.ours, cpu.reference), (Some(1.0), Some(25.0)));
+        let big = row(&rows, "largest process of an ADD, iptables backend (MiB)");
+        assert_eq!((big.ours, big.reference), (Some(4.0), Some(4.0)));
+        assert_eq!(big.target, None);
+        let big = row(&rows, "largest process of an ADD, nftables backend (MiB)");
+        assert_eq!((big.ours, big.reference), (Some(1.5), Some(4.0)));
+        assert_eq!(big.target, Some(Target::RatioAtMost(0.30)));
+        assert_eq!(big.met(), Some(false));
+        let parallel = row(
+            &rows,
+            "50 parallel ADDs, nftables backend, wall (median of rounds, ms)",
+        );
+        assert_eq!(
+            (parallel.ours, parallel.reference),
+            (Some(150.0), Some(2000.0))
+        );
+        assert_eq!(parallel.target, Some(Target::RatioAtMost(0.12)));
+        assert_eq!(parallel.met(), Some(true));
+        assert!(parallel.chart);
+    }
+
+    #[test]
+    fn nftables_rows_without_the_reference_have_ours_only() {
+        let rows = figures(&[Kind::Ours]).rows();
+        for figure in [
+            "ADD, cold, nftables backend (median, ms)",
+            "CPU per ADD with children, nftables backend (median, ms)",
+            "largest process of an ADD, nftables backend (MiB)",
+            "50 parallel ADDs, nftables backend, wall (median of rounds, ms)",
+        ] {
+            let r = row(&rows, figure);
+            assert!(r.ours.is_some() && r.reference.is_none(), "{figure}");
+            assert_eq!(r.met(), None, "{figure}");
+        }
+    }
+
+    #[test]
+    fn existing_rows_keep_their_order_around_the_new_ones() {
+        let rows = figures(&[Kind::Ours, Kind::Reference]).rows();
+        let names: Vec<&str> = rows.iter().map(|r| r.figure.as_str()).collect();
+        let old: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| !n.contains("nftables backend") && !n.contains("with children"))
+            .filter(|n| !n.starts_with("largest process"))
+            .collect();
+        assert_eq!(old.len(), 25, "{old:?}");
+        assert_eq!(old[0], "ADD, cold (median, ms)");
+        assert_eq!(
+            old[24],
+            "first pod on a new bridge: ADD + IPv6 usable (median, ms)"
+        );
+        assert_eq!(names.len(), 31);
+    }
 
     #[test]
     fn ratio_and_targets() {

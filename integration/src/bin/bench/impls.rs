@@ -1,10 +1,11 @@
-//! The two implementations under test and the network each one gets.
+//! The implementations under test and the network each one gets.
 //!
-//! Both use CRI-O's `100-crio-bridge.conf` with only what must differ for them
+//! All use CRI-O's `100-crio-bridge.conf` with only what must differ for them
 //! to live side by side changed: the network name, the bridge, the subnets and
 //! the lease directory. Everything else (`isGateway`, `ipMasq`,
 //! `hairpinMode`, the two route entries including the host-bit IPv6 route,
-//! `cniVersion` 0.3.1) stays as CRI-O ships it.
+//! `cniVersion` 0.3.1) stays as CRI-O ships it. The third one is ours again
+//! with `"ipMasqBackend": "nftables"` added, measured in its own phase only.
 
 use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
@@ -29,17 +30,21 @@ pub enum Kind {
     Ours,
     /// Debian's containernetworking-plugins.
     Reference,
+    /// This workspace's release binaries with `"ipMasqBackend": "nftables"`
+    /// (masquerade in `table inet cni_plugins_masquerade`, no helper process).
+    OursNftables,
 }
 
 impl Kind {
-    /// Both, ours first.
-    pub const ALL: [Kind; 2] = [Kind::Ours, Kind::Reference];
+    /// Every implementation, ours first: what the sweep and the final check cover.
+    pub const ALL: [Kind; 3] = [Kind::Ours, Kind::Reference, Kind::OursNftables];
 
-    /// Short tag used in names (`ours`, `ref`).
+    /// Short tag used in names (`ours`, `ref`, `nft`).
     pub fn tag(self) -> &'static str {
         match self {
             Kind::Ours => "ours",
             Kind::Reference => "ref",
+            Kind::OursNftables => "nft",
         }
     }
 
@@ -48,11 +53,20 @@ impl Kind {
         match self {
             Kind::Ours => "ours",
             Kind::Reference => "reference",
+            Kind::OursNftables => "ours, nftables",
+        }
+    }
+
+    /// The `ipMasqBackend` added to CRI-O's config, if any.
+    pub fn masq_backend(self) -> Option<&'static str> {
+        match self {
+            Kind::OursNftables => Some("nftables"),
+            Kind::Ours | Kind::Reference => None,
         }
     }
 
     /// The network name, which is also the bridge name and the namespace
-    /// prefix: `cnirsb-ours`, `cnirsb-ref`.
+    /// prefix: `cnirsb-ours`, `cnirsb-ref`, `cnirsb-nft`.
     pub fn network(self) -> String {
         format!("{PREFIX}{}", self.tag())
     }
@@ -70,6 +84,11 @@ impl Kind {
                 "10.252.0.0/16",
                 "fd12::/64",
                 Ipv6Addr::new(0xfd12, 0, 0, 0, 0, 0, 0, 1),
+            ),
+            Kind::OursNftables => (
+                "10.253.0.0/16",
+                "fd13::/64",
+                Ipv6Addr::new(0xfd13, 0, 0, 0, 0, 0, 0, 1),
             ),
         }
     }
@@ -92,7 +111,7 @@ pub struct Impl {
 
 impl Impl {
     /// The implementation `kind` with binaries in `dir` and leases under
-    /// `data_root/<tag>`.
+    /// `data_root/<tag>`; `ipMasqBackend` set when the kind asks for one.
     ///
     /// # Errors
     ///
@@ -100,13 +119,16 @@ impl Impl {
     pub fn new(kind: Kind, dir: &Path, data_root: &Path) -> BenchResult<Impl> {
         let network = kind.network();
         let (v4, v6, gateway6) = kind.subnets();
-        let config = crio_config(&network, v4, v6, gateway6, &data_root.join(kind.tag()))?;
+        let mut config = crio_config(&network, v4, v6, gateway6, &data_root.join(kind.tag()))?;
+        if let (Some(backend), Some(top)) = (kind.masq_backend(), config.as_object_mut()) {
+            top.insert("ipMasqBackend".into(), backend.into());
+        }
         Ok(Impl {
             kind,
             dir: dir.to_path_buf(),
             network,
             gateway6,
-            config: config.into_bytes(),
+            config: serde_json::to_string_pretty(&config)?.into_bytes(),
         })
     }
 
@@ -130,7 +152,7 @@ fn crio_config(
     v6: &str,
     gateway6: Ipv6Addr,
     data_dir: &Path,
-) -> BenchResult<String> {
+) -> BenchResult<Value> {
     let mut config: Value = serde_json::from_str(CRIO_CONFIG)?;
     let top = config
         .as_object_mut()
@@ -156,7 +178,7 @@ fn crio_config(
         "ranges".into(),
         json!([[{ "subnet": v4 }], [{ "subnet": v6 }]]),
     );
-    Ok(serde_json::to_string_pretty(&config)?)
+    Ok(config)
 }
 
 #[cfg(test)]
@@ -186,5 +208,38 @@ mod tests {
         }
         assert!(ours.bridge().len() <= 15);
         assert!(reference.bridge().len() <= 15);
+        assert!(o.get("ipMasqBackend").is_none());
+        assert!(r.get("ipMasqBackend").is_none());
+    }
+
+    #[test]
+    fn nftables_impl_is_ours_with_the_backend_on_its_own_network() {
+        let root = Path::new("/tmp/x");
+        let ours = Impl::new(Kind::Ours, Path::new("/o"), root).unwrap();
+        let nft = Impl::new(Kind::OursNftables, Path::new("/o"), root).unwrap();
+        let o: Value = serde_json::from_slice(&ours.config).unwrap();
+        let mut n: Value = serde_json::from_slice(&nft.config).unwrap();
+        assert_eq!(nft.kind.tag(), "nft");
+        assert_eq!(nft.kind.label(), "ours, nftables");
+        assert_eq!(nft.binary("bridge"), ours.binary("bridge"));
+        assert_eq!(n["ipMasqBackend"], "nftables");
+        assert_eq!(n["name"], "cnirsb-nft");
+        assert_eq!(n["bridge"], "cnirsb-nft");
+        assert!(nft.bridge().len() <= 15);
+        assert_eq!(n["ipam"]["dataDir"], "/tmp/x/nft");
+        assert_eq!(n["ipam"]["ranges"][0][0]["subnet"], "10.253.0.0/16");
+        assert_eq!(n["ipam"]["ranges"][1][0]["subnet"], "fd13::/64");
+        assert_eq!(n["ipam"]["routes"][1]["dst"], "fd13::1/64");
+        assert_eq!(nft.gateway6, Ipv6Addr::new(0xfd13, 0, 0, 0, 0, 0, 0, 1));
+        // Apart from the backend, only what ours' config already varies differs.
+        let top = n.as_object_mut().unwrap();
+        top.remove("ipMasqBackend");
+        for key in ["name", "bridge"] {
+            top.insert(key.into(), o[key].clone());
+        }
+        top.insert("ipam".into(), o["ipam"].clone());
+        assert_eq!(n, o);
+        let networks: Vec<String> = Kind::ALL.iter().map(|k| k.network()).collect();
+        assert_eq!(networks, ["cnirsb-ours", "cnirsb-ref", "cnirsb-nft"]);
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::BenchResult;
-use crate::exec::{Finished, Invocation};
+use crate::exec::{self, Finished, Invocation};
 use crate::host;
 use crate::impls::Impl;
 
@@ -110,4 +110,38 @@ pub fn cycle(imp: &Impl) -> BenchResult<(Duration, Duration)> {
     let deleted = del(imp, &pod)?;
     pod.remove()?;
     Ok((added.elapsed, deleted.elapsed))
+}
+
+/// One cold cycle whose ADD is also charged its CPU time.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuCycle {
+    /// ADD latency.
+    pub add: Duration,
+    /// DEL latency.
+    pub del: Duration,
+    /// User + system CPU time of the ADD's process tree (the plugin and
+    /// every child it reaped: `host-local`, the `iptables` helpers).
+    pub add_cpu: Duration,
+}
+
+/// As [`cycle`], with the ADD's CPU time taken from `RUSAGE_CHILDREN` read
+/// just before the spawn and just after the reap ([`exec::children_cpu`]).
+///
+/// # Errors
+///
+/// When any step fails; the namespace is then left for the sweep.
+pub fn cpu_cycle(imp: &Impl) -> BenchResult<CpuCycle> {
+    let pod = Pod::create(imp)?;
+    let call = call(imp, "ADD", &pod);
+    let what = format!("{} ADD {}", imp.kind.label(), pod.name);
+    let before = exec::children_cpu()?;
+    let added = call.run_ok(&what)?;
+    let after = exec::children_cpu()?;
+    let deleted = del(imp, &pod)?;
+    pod.remove()?;
+    Ok(CpuCycle {
+        add: added.elapsed,
+        del: deleted.elapsed,
+        add_cpu: after.saturating_sub(before),
+    })
 }

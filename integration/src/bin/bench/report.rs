@@ -120,8 +120,63 @@ pub fn notes(figures: &Figures) -> Vec<String> {
     }
     notes.push(scale_note(figures));
     notes.push(parallel_note(figures));
+    notes.push(nft_note(figures));
     notes.push(ipv6_note(figures));
     notes
+}
+
+/// How the nftables note names an implementation (the kind's own label
+/// for ours with nftables has a comma, which a list cannot take).
+fn lane_label(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Ours => "ours (iptables)",
+        Kind::OursNftables => "ours (nftables)",
+        Kind::Reference => "reference",
+    }
+}
+
+/// The note on the nftables phase and the CPU measurement.
+fn nft_note(figures: &Figures) -> String {
+    let o = &figures.options;
+    let nft = &figures.nft;
+    let medians = |per: &[Vec<Duration>]| {
+        nft.lanes
+            .iter()
+            .map(|kind| {
+                let median = Summary::of(nft.of(per, *kind)).map_or_else(
+                    || "n/a".to_string(),
+                    |s| format!("{:.2} ms", stats::ms(s.median)),
+                );
+                format!("{} {median}", lane_label(*kind))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (failed, first) = &nft.parallel_failures;
+    let first = first
+        .as_ref()
+        .map(|f| format!(" (first: {})", f.replace('\n', " ")))
+        .unwrap_or_default();
+    format!(
+        "nftables backend: ours again with \"ipMasqBackend\": \"nftables\" added to the same \
+         config (network and bridge cnirsb-nft, 10.253.0.0/16 + fd13::/64), which writes \
+         upstream's table inet cni_plugins_masquerade over nf_tables netlink, no helper \
+         process; the reference keeps its default iptables backend. After one untimed warm-up \
+         cycle, {} rounds each run one cold ADD/DEL cycle of ours, ours with nftables and the \
+         reference, the order rotating each round; ADD medians in those rounds: {}; DEL medians: {}. \
+         CPU per ADD: user + system time from getrusage(RUSAGE_CHILDREN) read just before the \
+         spawn and just after the reap of each of those ADDs, so it includes the children the \
+         plugin reaped (host-local, iptables helpers). Then {} round(s) of {} parallel ADDs \
+         and DELs with nftables (failed calls: {failed}{first}), against the reference's \
+         rounds above, and {} traced ADDs; the largest process is the largest of an ADD's \
+         tree (bridge, host-local, helpers), max over the ADDs.",
+        o.runs,
+        medians(&nft.add),
+        medians(&nft.del),
+        o.parallel_rounds,
+        o.parallel,
+        o.rss_runs,
+    )
 }
 
 /// Notes on how plugins are called, the config, the rounds and VERSION.

@@ -38,6 +38,7 @@ use nix::unistd::{Pid, mkfifo};
 use crate::ctx::Ctx;
 use crate::error::BenchResult;
 use crate::exec::Invocation;
+use crate::impls::Impl;
 use crate::pod::{self, Pod};
 
 /// Peak RSS samples in KiB, per implementation (indexed like `Ctx::per_impl`).
@@ -215,6 +216,47 @@ fn classify(peaks: &[ProcessPeak]) -> (Option<u64>, Option<u64>, u64) {
     (of("bridge"), of("host-local"), helpers)
 }
 
+/// The peaks of one traced ADD, KiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddPeaks {
+    /// The `bridge` process.
+    pub bridge: u64,
+    /// The `host-local` process it started.
+    pub host_local: u64,
+    /// The largest other process (the `iptables` helpers), 0 without one.
+    pub helpers: u64,
+}
+
+impl AddPeaks {
+    /// The largest process of the ADD's tree.
+    pub fn largest(&self) -> u64 {
+        self.bridge.max(self.host_local).max(self.helpers)
+    }
+}
+
+/// One traced ADD of `imp` into a fresh namespace, then an untimed DEL and
+/// the namespace removed.
+///
+/// # Errors
+///
+/// When a plugin fails, tracing fails, or the ADD had no `bridge` or no
+/// `host-local` process.
+pub fn traced_add(ctx: &Ctx<'_>, imp: &Impl) -> BenchResult<AddPeaks> {
+    let pod = Pod::create(imp)?;
+    let what = format!("{} ADD traced", imp.kind.label());
+    let peaks = traced_peaks(pod::call(imp, "ADD", &pod), ctx.work_dir, &what)?;
+    let (bridge, host_local, helpers) = classify(&peaks);
+    let missing = |name: &str| format!("{what}: no {name} process among {peaks:?}");
+    let sample = AddPeaks {
+        bridge: bridge.ok_or_else(|| missing("bridge"))?,
+        host_local: host_local.ok_or_else(|| missing("host-local"))?,
+        helpers,
+    };
+    pod::del(imp, &pod)?;
+    pod.remove()?;
+    Ok(sample)
+}
+
 /// `opts.rss_runs` traced ADDs per implementation, interleaved.
 ///
 /// # Errors
@@ -234,16 +276,10 @@ pub fn measure(ctx: &Ctx<'_>) -> BenchResult<RssSamples> {
     for i in 0..ctx.opts.rss_runs {
         for (idx, imp) in ctx.rotation(i) {
             ctx.check()?;
-            let pod = Pod::create(imp)?;
-            let what = format!("{} ADD traced", imp.kind.label());
-            let peaks = traced_peaks(pod::call(imp, "ADD", &pod), ctx.work_dir, &what)?;
-            let (b, h, rest) = classify(&peaks);
-            let missing = |name: &str| format!("{what}: no {name} process among {peaks:?}");
-            bridge[idx].push(b.ok_or_else(|| missing("bridge"))?);
-            host_local[idx].push(h.ok_or_else(|| missing("host-local"))?);
-            helpers[idx].push(rest);
-            pod::del(imp, &pod)?;
-            pod.remove()?;
+            let sample = traced_add(ctx, imp)?;
+            bridge[idx].push(sample.bridge);
+            host_local[idx].push(sample.host_local);
+            helpers[idx].push(sample.helpers);
         }
         ctx.step();
     }
@@ -253,6 +289,17 @@ pub fn measure(ctx: &Ctx<'_>) -> BenchResult<RssSamples> {
         helpers,
         floor,
     })
+}
+
+impl RssSamples {
+    /// The largest process of any of the ADDs of implementation `idx`
+    /// (bridge, host-local or a helper), KiB.
+    pub fn largest(&self, idx: usize) -> Option<u64> {
+        [&self.bridge, &self.host_local, &self.helpers]
+            .iter()
+            .filter_map(|per| per.get(idx)?.iter().max().copied())
+            .max()
+    }
 }
 
 #[cfg(test)]
@@ -280,6 +327,25 @@ mod tests {
         ];
         assert_eq!(classify(&peaks), (Some(2000), Some(1400), 2400));
         assert_eq!(classify(&[p("bridge", 5)]), (Some(5), None, 0));
+    }
+
+    #[test]
+    fn largest_process_of_an_add() {
+        let add = AddPeaks {
+            bridge: 2000,
+            host_local: 1400,
+            helpers: 0,
+        };
+        assert_eq!(add.largest(), 2000);
+        let samples = RssSamples {
+            bridge: vec![vec![2000, 2100], vec![30000]],
+            host_local: vec![vec![1400, 1300], vec![25000]],
+            helpers: vec![vec![2400, 2300], vec![0]],
+            floor: 100,
+        };
+        assert_eq!(samples.largest(0), Some(2400));
+        assert_eq!(samples.largest(1), Some(30000));
+        assert_eq!(samples.largest(2), None);
     }
 
     #[test]

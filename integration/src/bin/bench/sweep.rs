@@ -8,11 +8,16 @@
 //! 1. namespaces `cnirsb-<impl>-...`: a DEL through that implementation's
 //!    bridge (removing the veth, the lease and the masquerade chains as a
 //!    runtime would), then `ip netns del`;
-//! 2. the bridges `cnirsb-ours`, `cnirsb-ref`;
+//! 2. the bridges `cnirsb-ours`, `cnirsb-ref`, `cnirsb-nft`;
 //! 3. any `nat` chain still carrying a masquerade comment for a bench network
 //!    (left when a namespace vanished without a DEL), in one
 //!    `iptables-restore` batch per family;
-//! 4. stale lease directories `/tmp/cnirsb-*` (only at start, see
+//! 4. any rule of the nftables backend's chain
+//!    `inet cni_plugins_masquerade masq_checks` whose comment names a bench
+//!    network (`net: cnirsb-…`), in one `nft -f -` batch; then the table
+//!    itself when the bench owns it (it was absent when the run started, see
+//!    [`claim_nft_table`]) and no rule is left in `masq_checks`;
+//! 5. stale lease directories `/tmp/cnirsb-*` (only at start, see
 //!    [`remove_stale_dirs`]).
 
 use std::collections::BTreeSet;
@@ -35,23 +40,34 @@ pub struct Swept {
     pub bridges: usize,
     /// Masquerade chains removed directly (not by a DEL).
     pub chains: usize,
+    /// nftables masquerade rules removed directly (not by a DEL).
+    pub rules: usize,
+    /// Whether the (owned, empty) nftables masquerade table was deleted.
+    pub table: bool,
     /// What could not be removed.
     pub errors: Vec<String>,
 }
 
 impl Swept {
-    /// Whether anything was found.
+    /// Whether anything was found (deleting the owned table at the end of a
+    /// run is expected, not a leftover).
     pub fn is_empty(&self) -> bool {
-        self.namespaces + self.bridges + self.chains == 0 && self.errors.is_empty()
+        self.namespaces + self.bridges + self.chains + self.rules == 0 && self.errors.is_empty()
     }
 
     /// One line for the log.
     pub fn summary(&self) -> String {
         format!(
-            "{} namespace(s), {} bridge(s), {} leftover chain(s){}",
+            "{} namespace(s), {} bridge(s), {} leftover chain(s), {} nftables rule(s){}{}",
             self.namespaces,
             self.bridges,
             self.chains,
+            self.rules,
+            if self.table {
+                ", the nftables masquerade table"
+            } else {
+                ""
+            },
             if self.errors.is_empty() {
                 String::new()
             } else {
@@ -65,10 +81,11 @@ impl Swept {
     }
 }
 
-/// Removes every namespace, bridge and chain with the bench prefix; see the
-/// module docs. `impls` are used for the DELs (a namespace of an
-/// implementation not in the list is just deleted).
-pub fn sweep(impls: &[Impl]) -> Swept {
+/// Removes every namespace, bridge, chain and nftables rule with the bench
+/// prefix, and the nftables masquerade table when `owns_table` and it is
+/// empty; see the module docs. `impls` are used for the DELs (a namespace
+/// of an implementation not in the list is just deleted).
+pub fn sweep(impls: &[Impl], owns_table: bool) -> Swept {
     let mut swept = Swept::default();
     sweep_namespaces(impls, &mut swept);
     for kind in Kind::ALL {
@@ -83,6 +100,13 @@ pub fn sweep(impls: &[Impl]) -> Swept {
             Ok(n) => swept.chains += n,
             Err(e) => swept.errors.push(e.to_string()),
         }
+    }
+    match remove_nft_rules(owns_table) {
+        Ok((rules, table)) => {
+            swept.rules += rules;
+            swept.table |= table;
+        }
+        Err(e) => swept.errors.push(e.to_string()),
     }
     swept
 }
@@ -178,6 +202,133 @@ fn bench_chains(listing: &str) -> (Vec<String>, BTreeSet<String>) {
     (jumps, chains)
 }
 
+/// The nftables masquerade backend's shared table (upstream's name).
+const NFT_TABLE: &str = "cni_plugins_masquerade";
+
+/// Its chain of per-address rules.
+const NFT_CHAIN: &str = "masq_checks";
+
+/// Exists while the bench owns [`NFT_TABLE`]: created when a run starts
+/// without the table, removed once a run ended with it swept. A run that
+/// could not clean up (a second Ctrl-C) leaves it, so the next run still
+/// deletes the table it left.
+const NFT_MARKER: &str = "/run/cni-rs-bench.nft-table";
+
+/// Whether `inet cni_plugins_masquerade` exists.
+fn nft_table_exists() -> BenchResult<bool> {
+    let tables = host::run_ok("nft", &["list", "tables", "inet"])?;
+    let wanted = format!("table inet {NFT_TABLE}");
+    Ok(tables.lines().any(|l| l.trim() == wanted))
+}
+
+/// Whether this run may delete the nftables masquerade table at the end:
+/// it did not exist when the run started (or an earlier run that owned it
+/// did not finish its clean-up). Records the claim in [`NFT_MARKER`]. Call
+/// before the first sweep, holding the bench lock.
+///
+/// # Errors
+///
+/// When `nft` cannot list the tables or the marker cannot be written.
+pub fn claim_nft_table() -> BenchResult<bool> {
+    if Path::new(NFT_MARKER).exists() {
+        return Ok(true);
+    }
+    let exists = nft_table_exists()
+        .map_err(|e| format!("{e} (the bench needs nft to clean up: apt-get install nftables)"))?;
+    if exists {
+        return Ok(false);
+    }
+    std::fs::write(NFT_MARKER, "")?;
+    Ok(true)
+}
+
+/// Drops the claim of [`claim_nft_table`], once the run has cleaned up.
+pub fn release_nft_table() {
+    let _ = std::fs::remove_file(NFT_MARKER);
+}
+
+/// `nft -a list chain inet cni_plugins_masquerade masq_checks`, or `None`
+/// without the table.
+fn masq_checks() -> BenchResult<Option<String>> {
+    if !nft_table_exists()? {
+        return Ok(None);
+    }
+    host::run_ok(
+        "nft",
+        &["-a", "list", "chain", "inet", NFT_TABLE, NFT_CHAIN],
+    )
+    .map(Some)
+}
+
+/// From a `masq_checks` listing with handles: how many rules it has, and
+/// the handles of those whose comment names a bench network.
+fn masq_rules(listing: &str) -> (usize, Vec<u64>) {
+    let marker = format!("net: {PREFIX}");
+    let mut total = 0;
+    let mut bench = Vec::new();
+    for line in listing.lines().map(str::trim) {
+        if line.starts_with("table ") || line.starts_with("chain ") {
+            continue;
+        }
+        let Some((rule, handle)) = line.rsplit_once(" # handle ") else {
+            continue;
+        };
+        let Ok(handle) = handle.trim().parse::<u64>() else {
+            continue;
+        };
+        total += 1;
+        let comment = rule.split_once(" comment \"").map(|(_, c)| c);
+        if comment.is_some_and(|c| c.contains(&marker)) {
+            bench.push(handle);
+        }
+    }
+    (total, bench)
+}
+
+/// Deletes the bench's rules from `masq_checks`, then the table when
+/// `owns_table` and no rule is left. Returns the rules deleted and whether
+/// the table was.
+fn remove_nft_rules(owns_table: bool) -> BenchResult<(usize, bool)> {
+    let Some(listing) = masq_checks()? else {
+        return Ok((0, false));
+    };
+    let (total, handles) = masq_rules(&listing);
+    if !handles.is_empty() {
+        let mut batch = String::new();
+        for handle in &handles {
+            let _ = writeln!(
+                batch,
+                "delete rule inet {NFT_TABLE} {NFT_CHAIN} handle {handle}"
+            );
+        }
+        Invocation::new("nft")
+            .arg("-f")
+            .arg("-")
+            .stdin(batch)
+            .run_ok("nft (removing leftover bench masquerade rules)")?;
+    }
+    let table = owns_table && total == handles.len();
+    if table {
+        host::run_ok("nft", &["delete", "table", "inet", NFT_TABLE])?;
+    }
+    Ok((handles.len(), table))
+}
+
+/// What the sweep should have removed from nftables but is still there:
+/// the number of bench rules in `masq_checks`, and whether the table is
+/// still there although `owns_table` and no rule is left in it.
+///
+/// # Errors
+///
+/// When `nft` fails.
+pub fn nft_leftovers(owns_table: bool) -> BenchResult<(usize, bool)> {
+    let Some(listing) = masq_checks()? else {
+        return Ok((0, false));
+    };
+    let (total, bench) = masq_rules(&listing);
+    Ok((bench.len(), owns_table && total == 0))
+}
+
 /// Deletes `<tmp>/cnirsb-*` directories: lease dirs of earlier runs. Only
 /// safe while holding the bench lock (no other bench is running).
 pub fn remove_stale_dirs(tmp: &Path) -> usize {
@@ -214,5 +365,23 @@ mod tests {
             chains.into_iter().collect::<Vec<_>>(),
             vec!["CNI-aaa".to_string(), "CNI-ccc".to_string()]
         );
+    }
+
+    #[test]
+    fn finds_bench_rules_in_masq_checks() {
+        let listing = r#"table inet cni_plugins_masquerade {
+	chain masq_checks { # handle 2
+		comment "Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet"
+		ip saddr 10.253.0.2 ip daddr != 10.253.0.0/16 masquerade comment "0123456789abcdef-fedcba9876543210, net: cnirsb-nft, if: eth0, id: cnirsb-nft-1-2-x" # handle 5
+		ip6 saddr fd13::2 ip6 daddr != fd13::/64 masquerade comment "0123456789abcdef-fedcba9876543210, net: cnirsb-nft, if: eth0, id: cnirsb-nft-1-2-x" # handle 6
+		ip saddr 10.85.0.2 ip daddr != 10.85.0.0/16 masquerade comment "1111111111111111-2222222222222222, net: crio, if: eth0, id: abc" # handle 7
+		ip saddr 10.9.0.2 masquerade comment "id: cnirsb-not-a-network" # handle 8
+	}
+}
+"#;
+        assert_eq!(masq_rules(listing), (4, vec![5, 6]));
+        let empty =
+            "table inet cni_plugins_masquerade {\n\tchain masq_checks { # handle 2\n\t}\n}\n";
+        assert_eq!(masq_rules(empty), (0, Vec::new()));
     }
 }
