@@ -5,7 +5,7 @@
 # machine, builds the release binaries (scripts/build-release.sh), and runs bench.
 # Arguments are passed on: --quick (smoke run, about 1 minute), --runs N,
 # --pods N. The table goes to stdout and to results/bench.md, the chart to
-# results/bench.svg. Needs root; about 10 minutes for the full run.
+# results/bench.svg. Needs root; about 5 minutes for the full run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
