@@ -75,8 +75,11 @@ impl Firewall for Masquerade {
 
     fn start_teardown(&self, target: &Target) -> PendingChange<'_> {
         let iptables = self.iptables.start_teardown(target);
-        let nftables = unless_unusable(self.nftables.start_teardown(target).finish());
-        Pending::later(move || FirewallError::combine(vec![iptables.finish(), nftables]))
+        let nftables = self.nftables.start_teardown(target);
+        Pending::later(move || {
+            let nftables = unless_unusable(nftables.finish());
+            FirewallError::combine(vec![iptables.finish(), nftables])
+        })
     }
 
     fn check(&self, target: &Target) -> Result<(), FirewallError> {
