@@ -12,7 +12,7 @@
 use crate::config::{BridgeConfig, format_mac};
 use crate::container;
 use crate::error::BridgeError;
-use crate::firewall::{PendingChange, Target};
+use crate::firewall::{Firewall, PendingChange, Target};
 use crate::gateway;
 use crate::link;
 use crate::netlink::Link;
@@ -362,21 +362,14 @@ impl<'n> Attach<'n, '_> {
             }
             Undo::DeleteVeth(name) => ("delete veth", self.delete_veth(&name)),
             Undo::RemoveMasquerade(target) => {
-                if let Some(pending) = self.masquerading.take() {
-                    drop(pending.finish());
-                }
-                let removed = self.node.masquerade.start_teardown(&target).finish();
-                ("remove masquerade", removed.map_err(|e| e.to_string()))
+                let setup = self.masquerading.take();
+                let removed = remove_rules(setup, self.node.masquerade, &target);
+                ("remove masquerade", removed)
             }
             Undo::RemoveSpoofCheck(target) => {
-                if let Some(pending) = self.spoof_checking.take() {
-                    drop(pending.finish());
-                }
-                let removed = self.node.spoof_check.start_teardown(&target).finish();
-                (
-                    "remove macspoofchk rules",
-                    removed.map_err(|e| e.to_string()),
-                )
+                let setup = self.spoof_checking.take();
+                let removed = remove_rules(setup, self.node.spoof_check, &target);
+                ("remove macspoofchk rules", removed)
             }
         }
     }
@@ -399,6 +392,22 @@ impl<'n> Attach<'n, '_> {
     fn target(&self) -> Target {
         Target::for_attachment(&self.conf.network, self.req.env)
     }
+}
+
+/// Removes `target`'s rules from `firewall`, after `setup` (still under way)
+/// ends.
+fn remove_rules(
+    setup: Option<PendingChange<'_>>,
+    firewall: &dyn Firewall,
+    target: &Target,
+) -> Result<(), String> {
+    if let Some(setup) = setup {
+        drop(setup.finish());
+    }
+    firewall
+        .start_teardown(target)
+        .finish()
+        .map_err(|e| e.to_string())
 }
 
 /// What an earlier step found; its absence means the steps ran out of order.
