@@ -133,13 +133,7 @@ impl Batch {
         self.requests.push(Request {
             message,
             flags,
-            body: Message {
-                header: NfGen {
-                    family: family.number(),
-                    res_id: 0,
-                },
-                attrs,
-            },
+            body: request(family, attrs),
         });
     }
 
@@ -296,26 +290,13 @@ pub fn list_rules(
     table: &str,
     chain: &str,
 ) -> Result<Vec<RuleInfo>, Error> {
-    let request = Message {
-        header: NfGen {
-            family: family.number(),
-            res_id: 0,
-        },
-        attrs: vec![
-            Attr::Str(NFTA_RULE_TABLE, table.to_owned()),
-            Attr::Str(NFTA_RULE_CHAIN, chain.to_owned()),
-        ],
-    };
-    let message_type = (u16::from(NFNL_SUBSYS_NFTABLES) << 8) | NFT_MSG_GETRULE;
-    let mut rules = Vec::new();
-    let listed = socket.request(message_type, NLM_F_DUMP, &request, |_, payload| {
-        rules.push(parse_rule(payload)?);
-        Ok(())
-    });
-    match listed {
-        Err(Error::Kernel(ENOENT)) => Ok(Vec::new()),
-        other => other.map(|()| rules),
-    }
+    let attrs = vec![
+        Attr::Str(NFTA_RULE_TABLE, table.to_owned()),
+        Attr::Str(NFTA_RULE_CHAIN, chain.to_owned()),
+    ];
+    dump(socket, NFT_MSG_GETRULE, family, attrs, |payload| {
+        parse_rule(payload).map(Some)
+    })
 }
 
 /// A `NFT_MSG_NEWRULE` payload's handle and comment.
@@ -380,24 +361,47 @@ impl BaseChainInfo {
 /// # Errors
 /// [`Error`] when the listing fails otherwise.
 pub fn list_chains(socket: &Socket, family: Family, table: &str) -> Result<Vec<ChainInfo>, Error> {
-    let request = Message {
+    let attrs = vec![Attr::Str(NFTA_CHAIN_TABLE, table.to_owned())];
+    dump(socket, NFT_MSG_GETCHAIN, family, attrs, |payload| {
+        parse_chain(payload, table)
+    })
+}
+
+/// Dumps the objects `message` (`NFT_MSG_GET…`) selects by `attrs`, each
+/// reply read by `parse` (`None` skips it); none when the table or chain
+/// named does not exist.
+fn dump<T>(
+    socket: &Socket,
+    message: u16,
+    family: Family,
+    attrs: Vec<Attr>,
+    mut parse: impl FnMut(&[u8]) -> Result<Option<T>, Error>,
+) -> Result<Vec<T>, Error> {
+    let message_type = (u16::from(NFNL_SUBSYS_NFTABLES) << 8) | message;
+    let mut found = Vec::new();
+    let listed = socket.request(
+        message_type,
+        NLM_F_DUMP,
+        &request(family, attrs),
+        |_, payload| {
+            found.extend(parse(payload)?);
+            Ok(())
+        },
+    );
+    match listed {
+        Err(Error::Kernel(ENOENT)) => Ok(Vec::new()),
+        other => other.map(|()| found),
+    }
+}
+
+/// A request of `family` with `attrs` after its `nfgenmsg`.
+fn request(family: Family, attrs: Vec<Attr>) -> Message<NfGen> {
+    Message {
         header: NfGen {
             family: family.number(),
             res_id: 0,
         },
-        attrs: vec![Attr::Str(NFTA_CHAIN_TABLE, table.to_owned())],
-    };
-    let message_type = (u16::from(NFNL_SUBSYS_NFTABLES) << 8) | NFT_MSG_GETCHAIN;
-    let mut chains = Vec::new();
-    let listed = socket.request(message_type, NLM_F_DUMP, &request, |_, payload| {
-        if let Some(chain) = parse_chain(payload, table)? {
-            chains.push(chain);
-        }
-        Ok(())
-    });
-    match listed {
-        Err(Error::Kernel(ENOENT)) => Ok(Vec::new()),
-        other => other.map(|()| chains),
+        attrs,
     }
 }
 

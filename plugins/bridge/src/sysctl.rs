@@ -113,8 +113,8 @@ impl NetSysctls {
     /// already holds `value`.
     ///
     /// # Errors
-    /// [`SysctlError`] when the key cannot be read or written, or the pod's
-    /// namespace cannot be entered.
+    /// [`SysctlError`] when the key cannot be read or written (a pod's key
+    /// outside its two directories is not found).
     pub fn ensure(&self, key: &str, value: &str) -> Result<(), SysctlError> {
         let below = split_family(key).and_then(|(family, rest)| Some((self.dir(family)?, rest)));
         match below {
