@@ -4,8 +4,9 @@
 //! every attachment shares, say) stay out of each other's way and leave the
 //! machine's own tables alone.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use crate::reference::REFERENCE_DIR;
 use crate::{Cleanup, PluginCall, TestNetns, cmd, plugin_dir, plugin_path, unique_name};
 
 /// The namespace, and a directory for the scripts that run plugins in it.
@@ -45,15 +46,33 @@ impl PrivateHost {
     ///
     /// When the script cannot be written.
     pub fn wrapper(&self, name: &str, command: &str) -> PathBuf {
+        self.script(name, command, &plugin_path("bridge"))
+    }
+
+    /// Writes a script named `name` that runs `<command> <binary> "$@"`
+    /// inside the namespace.
+    ///
+    /// # Panics
+    ///
+    /// When the script cannot be written.
+    pub fn script(&self, name: &str, command: &str, binary: &Path) -> PathBuf {
         let path = self.dir.join(name);
         let script = format!(
             "#!/bin/sh\nexec ip netns exec {} {command} {} \"$@\"\n",
             self.ns.name(),
-            plugin_path("bridge").display()
+            binary.display()
         );
         std::fs::write(&path, script).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
         cmd::run_ok("chmod", &["755", &path.display().to_string()]);
         path
+    }
+
+    /// A call of the reference `bridge` (Debian's, in [`REFERENCE_DIR`])
+    /// inside the namespace, with the reference plugins as `CNI_PATH`.
+    pub fn reference_bridge(&self) -> PluginCall {
+        let binary = Path::new(REFERENCE_DIR).join("bridge");
+        PluginCall::with_binary(self.script("reference-bridge", "", &binary))
+            .cni_path(REFERENCE_DIR)
     }
 
     /// A call of our `bridge` inside the namespace, with our plugins as

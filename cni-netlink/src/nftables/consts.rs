@@ -9,6 +9,7 @@ pub(crate) const NFNL_MSG_BATCH_BEGIN: u16 = 16;
 pub(crate) const NFNL_MSG_BATCH_END: u16 = 17;
 
 // Request flags beyond netlink-packet-core's.
+pub(crate) const NLM_F_EXCL: u16 = 0x200;
 pub(crate) const NLM_F_CREATE: u16 = 0x400;
 pub(crate) const NLM_F_APPEND: u16 = 0x800;
 
@@ -20,6 +21,9 @@ pub(crate) const NFT_MSG_DELCHAIN: u16 = 5;
 pub(crate) const NFT_MSG_NEWRULE: u16 = 6;
 pub(crate) const NFT_MSG_GETRULE: u16 = 7;
 pub(crate) const NFT_MSG_DELRULE: u16 = 8;
+
+// Every nested attribute carries this flag, as libnftnl's do.
+pub(crate) const NLA_F_NESTED: u16 = 0x8000;
 
 // Families (NFPROTO_*).
 pub(crate) const NFPROTO_INET: u8 = 1;
@@ -48,7 +52,10 @@ pub(crate) const NFTA_RULE_TABLE: u16 = 1;
 pub(crate) const NFTA_RULE_CHAIN: u16 = 2;
 pub(crate) const NFTA_RULE_HANDLE: u16 = 3;
 pub(crate) const NFTA_RULE_EXPRESSIONS: u16 = 4;
+pub(crate) const NFTA_RULE_COMPAT: u16 = 5;
 pub(crate) const NFTA_RULE_USERDATA: u16 = 7;
+pub(crate) const NFTA_RULE_COMPAT_PROTO: u16 = 1;
+pub(crate) const NFTA_RULE_COMPAT_FLAGS: u16 = 2;
 
 // Expressions.
 pub(crate) const NFTA_LIST_ELEM: u16 = 1;
@@ -76,6 +83,10 @@ pub(crate) const NFTA_IMMEDIATE_DREG: u16 = 1;
 pub(crate) const NFTA_IMMEDIATE_DATA: u16 = 2;
 pub(crate) const NFTA_COUNTER_BYTES: u16 = 1;
 pub(crate) const NFTA_COUNTER_PACKETS: u16 = 2;
+// xtables compat (`nft_compat`): matches and targets share the numbering.
+pub(crate) const NFTA_XT_NAME: u16 = 1;
+pub(crate) const NFTA_XT_REV: u16 = 2;
+pub(crate) const NFTA_XT_INFO: u16 = 3;
 
 // Registers.
 pub(crate) const NFT_REG_VERDICT: u32 = 0;

@@ -4,6 +4,7 @@
 //! does for these rules.
 
 use super::consts::*;
+use super::nest;
 use crate::attr::Attr;
 use ipnetwork::IpNetwork;
 
@@ -37,6 +38,8 @@ pub enum CmpOp {
 /// What a rule does when it matches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
+    /// `accept`.
+    Accept,
     /// `drop`.
     Drop,
     /// `return`.
@@ -76,10 +79,37 @@ pub enum Expr {
     Masquerade,
     /// `[ counter pkts 0 bytes 0 ]`.
     Counter,
+    /// `[ match name <name> rev <rev> ]`: an xtables match run through
+    /// `nft_compat`, as iptables-nft writes one, with its info struct.
+    XtMatch(Xt),
+    /// `[ target name <name> rev <rev> ]`: an xtables target, likewise.
+    XtTarget(Xt),
+}
+
+/// An xtables extension as iptables-nft hands it to `nft_compat`: its name,
+/// revision and info struct (padded as the extension's size requires).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Xt {
+    /// The extension, e.g. `comment` or `MASQUERADE`.
+    pub name: String,
+    /// Its revision.
+    pub rev: u32,
+    /// Its info struct, in host byte order.
+    pub info: Vec<u8>,
+}
+
+impl Xt {
+    fn to_attrs(&self) -> Vec<Attr> {
+        vec![
+            Attr::Str(NFTA_XT_NAME, self.name.clone()),
+            Attr::U32Be(NFTA_XT_REV, self.rev),
+            Attr::Bytes(NFTA_XT_INFO, self.info.clone()),
+        ]
+    }
 }
 
 fn value(kind: u16, bytes: Vec<u8>) -> Attr {
-    Attr::Nested(kind, vec![Attr::Bytes(NFTA_DATA_VALUE, bytes)])
+    nest(kind, vec![Attr::Bytes(NFTA_DATA_VALUE, bytes)])
 }
 
 impl Expr {
@@ -142,12 +172,14 @@ impl Expr {
                     Attr::U64Be(NFTA_COUNTER_PACKETS, 0),
                 ],
             ),
+            Expr::XtMatch(xt) => ("match", xt.to_attrs()),
+            Expr::XtTarget(xt) => ("target", xt.to_attrs()),
         };
-        Attr::Nested(
+        nest(
             NFTA_LIST_ELEM,
             vec![
                 Attr::Str(NFTA_EXPR_NAME, name.to_owned()),
-                Attr::Nested(NFTA_EXPR_DATA, data),
+                nest(NFTA_EXPR_DATA, data),
             ],
         )
     }
@@ -156,6 +188,7 @@ impl Expr {
 /// An immediate's attributes: the verdict register and the verdict.
 fn verdict_data(verdict: &Verdict) -> Vec<Attr> {
     let (code, chain) = match verdict {
+        Verdict::Accept => (NF_ACCEPT, None),
         Verdict::Drop => (NF_DROP, None),
         Verdict::Return => (NFT_RETURN, None),
         Verdict::Jump(chain) => (NFT_JUMP, Some(chain)),
@@ -165,10 +198,7 @@ fn verdict_data(verdict: &Verdict) -> Vec<Attr> {
     attrs.extend(chain.map(|c| Attr::Str(NFTA_VERDICT_CHAIN, c.clone())));
     vec![
         Attr::U32Be(NFTA_IMMEDIATE_DREG, NFT_REG_VERDICT),
-        Attr::Nested(
-            NFTA_IMMEDIATE_DATA,
-            vec![Attr::Nested(NFTA_DATA_VERDICT, attrs)],
-        ),
+        nest(NFTA_IMMEDIATE_DATA, vec![nest(NFTA_DATA_VERDICT, attrs)]),
     ]
 }
 

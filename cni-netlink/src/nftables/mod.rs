@@ -22,6 +22,7 @@
 
 mod consts;
 pub mod expr;
+pub mod xtables;
 
 use crate::attr::{Attr, Message, attributes, attributes_after, read_string, read_u64_be};
 use crate::error::Error;
@@ -149,6 +150,13 @@ impl Batch {
         self.push(NFT_MSG_NEWTABLE, NLM_F_CREATE, family, attrs);
     }
 
+    /// Creates the table unless it exists, naming nothing else (so an
+    /// existing table is left exactly as it is), as iptables-nft does.
+    pub fn ensure_table(&mut self, family: Family, name: &str) {
+        let attrs = vec![Attr::Str(NFTA_TABLE_NAME, name.to_owned())];
+        self.push(NFT_MSG_NEWTABLE, NLM_F_CREATE, family, attrs);
+    }
+
     /// `add chain`: creates it unless it exists. `base` makes it a base
     /// chain with policy accept.
     pub fn add_chain(
@@ -164,7 +172,7 @@ impl Batch {
             Attr::Str(NFTA_CHAIN_NAME, name.to_owned()),
         ];
         if let Some(base) = base {
-            attrs.push(Attr::Nested(
+            attrs.push(nest(
                 NFTA_CHAIN_HOOK,
                 vec![
                     Attr::U32Be(NFTA_HOOK_HOOKNUM, base.hook),
@@ -178,6 +186,16 @@ impl Batch {
             attrs.push(Attr::Bytes(NFTA_CHAIN_USERDATA, comment_userdata(comment)));
         }
         self.push(NFT_MSG_NEWCHAIN, NLM_F_CREATE, family, attrs);
+    }
+
+    /// `iptables -N`: creates a regular chain, failing (and with it the
+    /// batch) if it exists.
+    pub fn create_chain(&mut self, family: Family, table: &str, name: &str) {
+        let attrs = vec![
+            Attr::Str(NFTA_CHAIN_TABLE, table.to_owned()),
+            Attr::Str(NFTA_CHAIN_NAME, name.to_owned()),
+        ];
+        self.push(NFT_MSG_NEWCHAIN, NLM_F_EXCL, family, attrs);
     }
 
     /// `delete chain` (it must exist and have no rules or references).
@@ -211,11 +229,30 @@ impl Batch {
         let mut attrs = vec![
             Attr::Str(NFTA_RULE_TABLE, table.to_owned()),
             Attr::Str(NFTA_RULE_CHAIN, chain.to_owned()),
-            Attr::Nested(NFTA_RULE_EXPRESSIONS, list),
+            nest(NFTA_RULE_EXPRESSIONS, list),
         ];
         if let Some(comment) = comment {
             attrs.push(Attr::Bytes(NFTA_RULE_USERDATA, comment_userdata(comment)));
         }
+        self.push(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, family, attrs);
+    }
+
+    /// `iptables -A`: appends a rule of `exprs` as iptables-nft does, with
+    /// its compat attribute (no protocol, no flags) and no userdata.
+    pub fn append_xt_rule(&mut self, family: Family, table: &str, chain: &str, exprs: &[Expr]) {
+        let list = exprs.iter().map(Expr::to_attr).collect();
+        let attrs = vec![
+            Attr::Str(NFTA_RULE_TABLE, table.to_owned()),
+            Attr::Str(NFTA_RULE_CHAIN, chain.to_owned()),
+            nest(NFTA_RULE_EXPRESSIONS, list),
+            nest(
+                NFTA_RULE_COMPAT,
+                vec![
+                    Attr::U32Be(NFTA_RULE_COMPAT_PROTO, 0),
+                    Attr::U32Be(NFTA_RULE_COMPAT_FLAGS, 0),
+                ],
+            ),
+        ];
         self.push(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, family, attrs);
     }
 
@@ -227,6 +264,16 @@ impl Batch {
             Attr::U64Be(NFTA_RULE_HANDLE, handle),
         ];
         self.push(NFT_MSG_DELRULE, 0, family, attrs);
+    }
+
+    /// The requests as they go to the kernel, for inspection: message type
+    /// (`NFT_MSG_…`), flags (without `NLM_F_REQUEST` and `NLM_F_ACK`) and
+    /// payload (`nfgenmsg` and attributes).
+    pub fn requests(&self) -> Vec<(u16, u16, Vec<u8>)> {
+        self.requests
+            .iter()
+            .map(|r| (r.message, r.flags, r.body.to_bytes()))
+            .collect()
     }
 
     /// The datagram: `BATCH_BEGIN`, the requests (each asking for an ACK)
@@ -270,13 +317,21 @@ impl Batch {
     }
 }
 
-/// A rule as a listing shows it: its handle and its comment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A rule as a listing shows it: its handle, its comments and where it
+/// jumps.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RuleInfo {
+    /// The chain it is in.
+    pub chain: String,
     /// The rule's handle, by which it is deleted.
     pub handle: u64,
-    /// Its comment, if it has one.
+    /// Its comment (userdata), if it has one.
     pub comment: Option<String>,
+    /// The text of its xtables `comment` match (iptables-nft's `-m
+    /// comment`), if it has one.
+    pub xt_comment: Option<String>,
+    /// The chain its `jump` or `goto` verdict names, if any.
+    pub jump: Option<String>,
 }
 
 /// The rules of `chain` in `table`, in order; none when the table or the
@@ -299,21 +354,100 @@ pub fn list_rules(
     })
 }
 
-/// A `NFT_MSG_NEWRULE` payload's handle and comment.
+/// The rules of every chain of `table`, chain by chain; none when the
+/// table does not exist.
+///
+/// # Errors
+/// [`Error`] when the listing fails otherwise.
+pub fn list_table_rules(
+    socket: &Socket,
+    family: Family,
+    table: &str,
+) -> Result<Vec<RuleInfo>, Error> {
+    let attrs = vec![Attr::Str(NFTA_RULE_TABLE, table.to_owned())];
+    dump(socket, NFT_MSG_GETRULE, family, attrs, |payload| {
+        parse_rule(payload).map(Some)
+    })
+}
+
+/// A `NFT_MSG_NEWRULE` payload's chain, handle, comments and jump.
 fn parse_rule(payload: &[u8]) -> Result<RuleInfo, Error> {
-    let mut rule = RuleInfo {
-        handle: 0,
-        comment: None,
-    };
+    let mut rule = RuleInfo::default();
     for nla in attributes_after(payload, 4) {
         let nla = nla?;
         match nla.kind() {
+            NFTA_RULE_CHAIN => rule.chain = read_string(&nla),
             NFTA_RULE_HANDLE => rule.handle = read_u64_be(&nla)?,
             NFTA_RULE_USERDATA => rule.comment = userdata_comment(nla.value()),
+            NFTA_RULE_EXPRESSIONS => read_expressions(nla.value(), &mut rule)?,
             _ => {}
         }
     }
     Ok(rule)
+}
+
+/// Takes the jump target and the xtables comment from a rule's expressions
+/// (each names itself before its data, as the kernel dumps them).
+fn read_expressions(list: &[u8], rule: &mut RuleInfo) -> Result<(), Error> {
+    for element in attributes(list) {
+        let element = element?;
+        let mut name = String::new();
+        for nla in attributes(element.value()) {
+            let nla = nla?;
+            match (nla.kind(), name.as_str()) {
+                (NFTA_EXPR_NAME, _) => name = read_string(&nla),
+                (NFTA_EXPR_DATA, "immediate") => {
+                    rule.jump = rule.jump.take().or(verdict_chain(nla.value())?);
+                }
+                (NFTA_EXPR_DATA, "match") => {
+                    rule.xt_comment = rule.xt_comment.take().or(comment_info(nla.value())?);
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The chain an immediate's `jump`/`goto` verdict names.
+fn verdict_chain(data: &[u8]) -> Result<Option<String>, Error> {
+    for nla in attributes(data) {
+        let nla = nla?;
+        if nla.kind() != NFTA_IMMEDIATE_DATA {
+            continue;
+        }
+        for data in attributes(nla.value()) {
+            let data = data?;
+            if data.kind() != NFTA_DATA_VERDICT {
+                continue;
+            }
+            for verdict in attributes(data.value()) {
+                let verdict = verdict?;
+                if verdict.kind() == NFTA_VERDICT_CHAIN {
+                    return Ok(Some(read_string(&verdict)));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The text of an xtables `comment` match's info, up to its NUL.
+fn comment_info(data: &[u8]) -> Result<Option<String>, Error> {
+    let (mut is_comment, mut text) = (false, None);
+    for nla in attributes(data) {
+        let nla = nla?;
+        match nla.kind() {
+            NFTA_XT_NAME => is_comment = read_string(&nla) == "comment",
+            NFTA_XT_INFO => {
+                let info = nla.value();
+                let end = info.iter().position(|&b| b == 0).unwrap_or(info.len());
+                text = Some(String::from_utf8_lossy(&info[..end]).into_owned());
+            }
+            _ => {}
+        }
+    }
+    Ok(text.filter(|_| is_comment))
 }
 
 /// The comment TLV of nf_tables userdata, without its NUL.
@@ -392,6 +526,12 @@ fn dump<T>(
         Err(Error::Kernel(ENOENT)) => Ok(Vec::new()),
         other => other.map(|()| found),
     }
+}
+
+/// A nested attribute, flagged as nested (as `nft` and iptables-nft send
+/// them).
+pub(crate) fn nest(kind: u16, attrs: Vec<Attr>) -> Attr {
+    Attr::Nested(kind | NLA_F_NESTED, attrs)
 }
 
 /// A request of `family` with `attrs` after its `nfgenmsg`.

@@ -191,7 +191,8 @@ fn a_listed_rule_gives_its_handle_and_comment() {
         rule,
         RuleInfo {
             handle: 12,
-            comment: Some("prefix-x, net: n".to_owned())
+            comment: Some("prefix-x, net: n".to_owned()),
+            ..RuleInfo::default()
         }
     );
 }
@@ -221,4 +222,48 @@ fn a_listed_base_chain_gives_its_hook() {
     batch.add_chain(Family::Inet, "t", "plain", None, None);
     let payload = &messages(&batch.datagram(1).unwrap())[1].3;
     assert_eq!(parse_chain(payload, "t").unwrap().unwrap().base, None);
+}
+
+#[test]
+fn a_listed_rule_gives_its_jump_and_xtables_comment() {
+    let exprs = [
+        super::xtables::comment("name: \"n\" id: \"c\"").unwrap(),
+        Expr::Counter,
+        Expr::Verdict(Verdict::Jump("CNI-x".to_owned())),
+    ];
+    let mut batch = Batch::new();
+    batch.append_xt_rule(Family::Ip, "nat", "POSTROUTING", &exprs);
+    let payload = &batch.requests()[0].2;
+    let rule = parse_rule(payload).unwrap();
+    assert_eq!(rule.chain, "POSTROUTING");
+    assert_eq!(rule.jump.as_deref(), Some("CNI-x"));
+    assert_eq!(rule.xt_comment.as_deref(), Some("name: \"n\" id: \"c\""));
+    assert_eq!(rule.comment, None);
+    let mut batch = Batch::new();
+    batch.append_xt_rule(Family::Ip, "nat", "C", &[Expr::Verdict(Verdict::Accept)]);
+    let rule = parse_rule(&batch.requests()[0].2).unwrap();
+    assert_eq!((rule.jump, rule.xt_comment), (None, None));
+}
+
+#[test]
+fn xtables_parts_have_their_extensions_sizes() {
+    let Expr::XtMatch(comment) = super::xtables::comment("hi").unwrap() else {
+        panic!("not a match")
+    };
+    assert_eq!(
+        (comment.name.as_str(), comment.info.len()),
+        ("comment", 256)
+    );
+    assert!(super::xtables::comment(&"x".repeat(255)).is_some());
+    assert!(super::xtables::comment(&"x".repeat(256)).is_none());
+    let Expr::XtTarget(v4) = super::xtables::masquerade(false) else {
+        panic!("not a target")
+    };
+    assert_eq!(v4.info.len(), 24);
+    assert_eq!(&v4.info[..4], &1u32.to_ne_bytes(), "one range");
+    let Expr::XtTarget(v6) = super::xtables::masquerade(true) else {
+        panic!("not a target")
+    };
+    assert_eq!(v6.info, vec![0; 40]);
+    assert!(super::xtables::address(Field::Source, net("0.0.0.0/0"), CmpOp::Eq).is_none());
 }

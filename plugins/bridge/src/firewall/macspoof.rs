@@ -135,18 +135,14 @@ impl Present {
     }
 }
 
-fn netlink_error(err: cni_netlink::Error) -> FirewallError {
-    FirewallError::Netlink(err.to_string())
-}
-
 /// Finds the attachment's objects; nothing where the table cannot exist.
 fn present(socket: &Socket, names: &Names) -> Result<Present, FirewallError> {
     let absent = |err: &cni_netlink::Error| err.errno().is_some_and(|e| ABSENT.contains(&e));
     let rules = match list_rules(socket, Family::Bridge, TABLE, BASE_CHAIN) {
         Err(err) if absent(&err) => return Ok(Present::default()),
-        other => other.map_err(netlink_error)?,
+        other => other.map_err(FirewallError::from)?,
     };
-    let chains = list_chains(socket, Family::Bridge, TABLE).map_err(netlink_error)?;
+    let chains = list_chains(socket, Family::Bridge, TABLE).map_err(FirewallError::from)?;
     let named = |name: &str| chains.iter().any(|c| c.name == name);
     Ok(Present {
         base_chain: chains
@@ -232,11 +228,11 @@ pub fn setup(
 ) -> Result<(), FirewallError> {
     let names = Names::new(container_id, ifname);
     let mac = parse_mac(mac)?;
-    let socket = Socket::open_netfilter().map_err(netlink_error)?;
+    let socket = Socket::open_netfilter().map_err(FirewallError::from)?;
     let present = present(&socket, &names)?;
     setup_batch(&names, host_veth, mac, &present)
         .send(&socket)
-        .map_err(netlink_error)
+        .map_err(FirewallError::from)
 }
 
 /// Removes the attachment's base-chain rules (found by their comment) and both of its
@@ -248,11 +244,11 @@ pub fn setup(
 /// [`FirewallError::Netlink`] when listing or the transaction fails.
 pub fn teardown(container_id: &str, ifname: &str) -> Result<(), FirewallError> {
     let names = Names::new(container_id, ifname);
-    let socket = Socket::open_netfilter().map_err(netlink_error)?;
+    let socket = Socket::open_netfilter().map_err(FirewallError::from)?;
     let present = present(&socket, &names)?;
     teardown_batch(&names, &present)
         .send(&socket)
-        .map_err(netlink_error)
+        .map_err(FirewallError::from)
 }
 
 /// The MAC spoof check over nf_tables netlink: the [`Firewall`] of `macspoofchk`.

@@ -1,5 +1,6 @@
 //! IP masquerade through iptables: the reference plugin's rules, programmed
-//! with one `iptables-restore` batch per family.
+//! with one `iptables-restore` batch per family, or, on an iptables-nft node,
+//! written over nf_tables netlink by [`super::iptables_nft`].
 //!
 //! The rules are byte-compatible with the reference plugin's iptables backend: the same
 //! `CNI-<hash>` chain in table `nat`, the same comment, and the same three kinds of rules
@@ -11,7 +12,9 @@
 //! Here every step is one `iptables-restore` (IPv4) or `ip6tables-restore` (IPv6) batch,
 //! run with `--noflush --wait` and the batch on stdin. The two families run concurrently.
 //! The binaries are looked up in `PATH`, like the reference's `iptables`, so whichever
-//! alternative the node selected (nft or legacy) is the one that is used.
+//! alternative the node selected (nft or legacy) is the one that is used. When that is
+//! iptables-nft, [`Iptables`] runs no helper at all: the same rules go over netlink.
+//! The free functions of this module always use the helpers.
 //!
 //! ```no_run
 //! use bridge::masq::{self, IpNetwork};
@@ -26,10 +29,11 @@
 //! # }
 //! ```
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::fmt::Write as _;
 
 use super::helper::{Helper, Started, on_path};
+use super::iptables_nft::{self, Applied};
 use super::{Family, Firewall, FirewallError, PendingChange, Target};
 use crate::pending::Pending;
 use cni_types::config::Attachment;
@@ -116,7 +120,7 @@ impl Presence {
     }
 
     /// Records that the chain exists (or not) in `family`.
-    fn set(&mut self, family: Family, present: bool) {
+    pub(crate) fn set(&mut self, family: Family, present: bool) {
         match family {
             Family::V4 => self.v4 = present,
             Family::V6 => self.v6 = present,
@@ -622,23 +626,51 @@ pub fn exists(network: &str, container_id: &str) -> Result<Presence, FirewallErr
     FirewallError::combine(errors).map(|()| presence)
 }
 
-/// Masquerade through `iptables-restore`: the [`Firewall`] of `ipMasq`.
+/// Masquerade with the reference's iptables rules: the [`Firewall`] of
+/// `ipMasq`. On an iptables-nft node they are written over nf_tables
+/// netlink as iptables-nft writes them ([`iptables_nft`]); elsewhere, and
+/// for a shape that module leaves to iptables, through `iptables-restore`.
 #[derive(Debug, Default)]
 pub struct Iptables {
     /// Helpers started by [`Firewall::prepare`] for the next setup.
     prepared: RefCell<Option<Pending<'static, Prestarted>>>,
+    /// Whether this node's iptables is iptables-nft, once asked.
+    over_netlink: OnceCell<bool>,
+}
+
+impl Iptables {
+    /// Whether the rules go over nf_tables netlink here.
+    fn over_netlink(&self) -> bool {
+        *self.over_netlink.get_or_init(iptables_nft::node_uses_nft)
+    }
+}
+
+/// Sets up `target` over netlink, or through the helpers for a shape left
+/// to them.
+fn setup_over_netlink(target: &Target) -> Result<(), FirewallError> {
+    let (network, id, addresses) = (&target.network, &target.container_id, &target.addresses);
+    match iptables_nft::setup(network, id, addresses)? {
+        Applied::Done => Ok(()),
+        Applied::Unproven(_) => setup(network, id, addresses),
+    }
 }
 
 impl Firewall for Iptables {
     fn prepare(&self, families: &[Family]) {
+        if self.over_netlink() {
+            return;
+        }
         let families = families.to_vec();
         let started = Pending::on_thread(move || Prestarted::start(&families));
         *self.prepared.borrow_mut() = Some(started);
     }
 
     fn start_setup(&self, target: &Target) -> PendingChange<'_> {
-        let prestarted = self.prepared.take().map(Pending::finish);
         let target = target.clone();
+        if self.over_netlink() {
+            return Pending::on_thread(move || setup_over_netlink(&target));
+        }
+        let prestarted = self.prepared.take().map(Pending::finish);
         Pending::on_thread(move || {
             setup_prestarted(
                 &target.network,
@@ -651,13 +683,24 @@ impl Firewall for Iptables {
 
     fn start_teardown(&self, target: &Target) -> PendingChange<'_> {
         let target = target.clone();
+        let over_netlink = self.over_netlink();
         Pending::on_thread(move || {
-            teardown(&target.network, &target.container_id, &target.addresses)
+            let (network, id) = (&target.network, &target.container_id);
+            if over_netlink {
+                iptables_nft::teardown(network, id)
+            } else {
+                teardown(network, id, &target.addresses)
+            }
         })
     }
 
     fn check(&self, target: &Target) -> Result<(), FirewallError> {
-        let presence = exists(&target.network, &target.container_id)?;
+        let (network, id) = (&target.network, &target.container_id);
+        let presence = if self.over_netlink() {
+            iptables_nft::exists(network, id)?
+        } else {
+            exists(network, id)?
+        };
         match target
             .addresses
             .iter()
@@ -666,17 +709,26 @@ impl Firewall for Iptables {
             None => Ok(()),
             Some(ip) => Err(FirewallError::Missing(format!(
                 "masquerade chain {} for address {ip} not found",
-                chain_name(&target.network, &target.container_id)
+                chain_name(network, id)
             ))),
         }
     }
 
     fn collect(&self, network: &str, valid: &[Attachment]) -> Result<(), FirewallError> {
-        let stale: Vec<String> = attached_containers(network)?
-            .into_iter()
-            .filter(|id| !valid.iter().any(|a| &a.container_id == id))
+        let over_netlink = self.over_netlink();
+        let attached = if over_netlink {
+            iptables_nft::attached_containers(network)?
+        } else {
+            attached_containers(network)?
+        };
+        let removed = attached
+            .iter()
+            .filter(|id| !valid.iter().any(|a| &a.container_id == *id))
+            .map(|id| match over_netlink {
+                true => iptables_nft::teardown(network, id),
+                false => teardown(network, id, &[]),
+            })
             .collect();
-        let removed = stale.iter().map(|id| teardown(network, id, &[])).collect();
         FirewallError::combine(removed)
     }
 

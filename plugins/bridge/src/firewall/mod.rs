@@ -1,6 +1,8 @@
-//! The firewall rules of an attachment: masquerade ([`masq`], one
-//! `iptables-restore` batch per family, or [`nft_masq`], one nf_tables
-//! netlink transaction; [`backends`] chooses) and the MAC spoof check
+//! The firewall rules of an attachment: masquerade ([`masq`], the
+//! reference's iptables rules, written over netlink by [`iptables_nft`] on
+//! an iptables-nft node and by one `iptables-restore` batch per family
+//! elsewhere; or [`nft_masq`], one nf_tables netlink transaction;
+//! [`backends`] chooses) and the MAC spoof check
 //! ([`macspoof`], one nf_tables netlink transaction). Both sit behind one trait, [`Firewall`]:
 //! program the rules of this attachment, remove them, check them, list
 //! whose are there. They share the [`Family`] type and one way to run a
@@ -8,6 +10,7 @@
 
 pub mod backends;
 pub mod helper;
+pub mod iptables_nft;
 pub mod macspoof;
 pub mod masq;
 pub mod nft_masq;

@@ -167,7 +167,7 @@ pub fn setup_batch(target: &Target, layout: Layout, stale: &[u64]) -> Batch {
 
 /// What of the shared layout is in place.
 fn layout(socket: &Socket) -> Result<Layout, FirewallError> {
-    let chains = list_chains(socket, Family::Inet, TABLE).map_err(netlink_error)?;
+    let chains = list_chains(socket, Family::Inet, TABLE).map_err(FirewallError::from)?;
     let checks = chains
         .iter()
         .any(|c| c.name == MASQ_CHAIN && c.base.is_none());
@@ -179,7 +179,7 @@ fn layout(socket: &Socket) -> Result<Layout, FirewallError> {
     });
     let postrouting = hooked
         && list_rules(socket, Family::Inet, TABLE, POSTROUTING)
-            .map_err(netlink_error)?
+            .map_err(FirewallError::from)?
             .len()
             == postrouting_rules().len();
     Ok(Layout {
@@ -192,7 +192,7 @@ fn layout(socket: &Socket) -> Result<Layout, FirewallError> {
 /// table).
 fn attachment_rules(socket: &Socket, target: &Target) -> Result<Vec<u64>, FirewallError> {
     let prefix = comment_prefix(&target.network, &target.ifname, &target.container_id);
-    let rules = list_rules(socket, Family::Inet, TABLE, MASQ_CHAIN).map_err(netlink_error)?;
+    let rules = list_rules(socket, Family::Inet, TABLE, MASQ_CHAIN).map_err(FirewallError::from)?;
     Ok(rules
         .into_iter()
         .filter(|rule| {
@@ -202,10 +202,6 @@ fn attachment_rules(socket: &Socket, target: &Target) -> Result<Vec<u64>, Firewa
         })
         .map(|rule| rule.handle)
         .collect())
-}
-
-fn netlink_error(err: cni_netlink::Error) -> FirewallError {
-    FirewallError::Netlink(err.to_string())
 }
 
 /// Masquerades `target`'s addresses, replacing its rules. Nothing is done
@@ -218,12 +214,12 @@ pub fn setup(target: &Target) -> Result<(), FirewallError> {
     if target.addresses.is_empty() {
         return Ok(());
     }
-    let socket = Socket::open_netfilter().map_err(netlink_error)?;
+    let socket = Socket::open_netfilter().map_err(FirewallError::from)?;
     let layout = layout(&socket)?;
     let stale = attachment_rules(&socket, target)?;
     setup_batch(target, layout, &stale)
         .send(&socket)
-        .map_err(netlink_error)
+        .map_err(FirewallError::from)
 }
 
 /// Removes `target`'s rules, whichever implementation made them (found by
@@ -233,12 +229,12 @@ pub fn setup(target: &Target) -> Result<(), FirewallError> {
 /// # Errors
 /// [`FirewallError::Netlink`] when nf_tables cannot be reached or refuses.
 pub fn teardown(target: &Target) -> Result<(), FirewallError> {
-    let socket = Socket::open_netfilter().map_err(netlink_error)?;
+    let socket = Socket::open_netfilter().map_err(FirewallError::from)?;
     let mut batch = Batch::new();
     for handle in attachment_rules(&socket, target)? {
         batch.delete_rule(Family::Inet, TABLE, MASQ_CHAIN, handle);
     }
-    batch.send(&socket).map_err(netlink_error)
+    batch.send(&socket).map_err(FirewallError::from)
 }
 
 /// The handles of `network`'s rules in `masq_checks` whose attachment is
@@ -254,7 +250,7 @@ fn stale_rules(
         .iter()
         .map(|a| comment_prefix(network, &a.ifname, &a.container_id))
         .collect();
-    let rules = list_rules(socket, Family::Inet, TABLE, MASQ_CHAIN).map_err(netlink_error)?;
+    let rules = list_rules(socket, Family::Inet, TABLE, MASQ_CHAIN).map_err(FirewallError::from)?;
     Ok(rules
         .into_iter()
         .filter(|rule| {
@@ -302,7 +298,7 @@ impl Firewall for Nftables {
     }
 
     fn check(&self, target: &Target) -> Result<(), FirewallError> {
-        let socket = Socket::open_netfilter().map_err(netlink_error)?;
+        let socket = Socket::open_netfilter().map_err(FirewallError::from)?;
         if attachment_rules(&socket, target)?.len() >= target.addresses.len() {
             return Ok(());
         }
@@ -318,12 +314,12 @@ impl Firewall for Nftables {
     }
 
     fn collect(&self, network: &str, valid: &[Attachment]) -> Result<(), FirewallError> {
-        let socket = Socket::open_netfilter().map_err(netlink_error)?;
+        let socket = Socket::open_netfilter().map_err(FirewallError::from)?;
         let mut batch = Batch::new();
         for handle in stale_rules(&socket, network, valid)? {
             batch.delete_rule(Family::Inet, TABLE, MASQ_CHAIN, handle);
         }
-        batch.send(&socket).map_err(netlink_error)
+        batch.send(&socket).map_err(FirewallError::from)
     }
 
     fn available(&self) -> Result<(), String> {
