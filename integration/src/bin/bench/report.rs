@@ -216,8 +216,9 @@ fn rss_note(o: &Options, rss: &RssSamples) -> String {
         "Peak RSS: each process's own high-water mark (VmHWM), read while it is stopped at \
          exit under ptrace (the tracer only stops and resumes, never touches memory), max \
          of {} ADDs. The target row is the larger of the two plugin processes, bridge and \
-         the host-local it runs; the iptables helpers (Debian's xtables-nft-multi, run by \
-         both implementations) are shown apart. Floor of the method (/bin/true): {:.2} MiB.",
+         the host-local it runs; the iptables helpers (Debian's xtables-nft-multi) are shown \
+         apart. The reference runs them; ours runs none on an iptables-nft node, where it \
+         writes the same rules over netlink (n/a in the row). Floor of the method (/bin/true): {:.2} MiB.",
         o.rss_runs,
         rss.floor as f64 / 1024.0
     )
