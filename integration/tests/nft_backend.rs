@@ -362,3 +362,40 @@ fn concurrent_adds_on_one_network_keep_every_rule() {
     let spoof = host.nft(&["list", "table", "bridge", "nat"]);
     assert!(!spoof.contains("cni-br-iface"), "{spoof}");
 }
+
+#[test]
+fn status_reports_a_masquerade_backend_that_cannot_work() {
+    let test = "status_reports_a_masquerade_backend_that_cannot_work";
+    let Some((host, mut cleanup, net)) = world(test, 8) else {
+        return;
+    };
+    let status = |conf: &Value, call: PluginCall| {
+        let out = call.command("STATUS").config(conf).run();
+        let err = out.expect_error(50);
+        err["msg"].as_str().unwrap_or_default().to_owned()
+    };
+    // nftables chosen, and nf_tables refuses: a user namespace of its own
+    // has no CAP_NET_ADMIN over the host's network namespace.
+    let unshared = host.script("unshared", "unshare --user", &plugin_path("bridge"));
+    let conf = net.config(json!({"cniVersion": "1.1.0"}));
+    let msg = status(&conf, PluginCall::with_binary(unshared));
+    let expected = "ipMasqBackend is nftables but nf_tables is not usable: ";
+    assert!(msg.starts_with(expected), "{msg}");
+    assert!(msg.contains("Operation not permitted"), "{msg}");
+
+    // iptables chosen, and its helpers are not in PATH.
+    let empty = std::env::temp_dir().join(unique_name("empty-path"));
+    std::fs::create_dir_all(&empty).unwrap();
+    cleanup.remove_path(&empty);
+    let conf = net.config(json!({"cniVersion": "1.1.0", "ipMasqBackend": "iptables"}));
+    let path = format!("{}:/usr/bin:/bin", empty.display());
+    let msg = status(&conf, host.bridge().env("PATH", path));
+    assert_eq!(msg, "ipMasq is set but iptables-restore is not in PATH");
+
+    // Both work here.
+    host.bridge()
+        .command("STATUS")
+        .config(&conf)
+        .run()
+        .expect_success();
+}

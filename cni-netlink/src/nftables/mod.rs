@@ -501,6 +501,33 @@ pub fn list_chains(socket: &Socket, family: Family, table: &str) -> Result<Vec<C
     })
 }
 
+/// The chain `name` of `table`, asked for by name (no dump of the table's
+/// other chains); `None` when it or the table does not exist.
+///
+/// # Errors
+/// [`Error`] when the request fails otherwise.
+pub fn get_chain(
+    socket: &Socket,
+    family: Family,
+    table: &str,
+    name: &str,
+) -> Result<Option<ChainInfo>, Error> {
+    let attrs = vec![
+        Attr::Str(NFTA_CHAIN_TABLE, table.to_owned()),
+        Attr::Str(NFTA_CHAIN_NAME, name.to_owned()),
+    ];
+    let message_type = (u16::from(NFNL_SUBSYS_NFTABLES) << 8) | NFT_MSG_GETCHAIN;
+    let mut found = None;
+    let asked = socket.request(message_type, 0, &request(family, attrs), |_, payload| {
+        found = parse_chain(payload, table)?;
+        Ok(())
+    });
+    match asked {
+        Err(Error::Kernel(ENOENT)) => Ok(None),
+        other => other.map(|()| found),
+    }
+}
+
 /// Dumps the objects `message` (`NFT_MSG_GET…`) selects by `attrs`, each
 /// reply read by `parse` (`None` skips it); none when the table or chain
 /// named does not exist.
