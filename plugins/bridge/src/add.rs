@@ -182,10 +182,14 @@ impl<'n> Attach<'n, '_> {
         Ok(())
     }
 
-    /// Starts the masquerade helpers while IPAM runs.
+    /// Starts the masquerade helpers, or reads the rules there, while IPAM
+    /// runs.
     fn prepare_masquerade(&mut self) -> Result<(), BridgeError> {
         if self.conf.ip_masq && self.leasing.is_some() {
-            self.node.masquerade.prepare(&self.conf.expected_families);
+            let target = self.target();
+            self.node
+                .masquerade
+                .prepare(&target, &self.conf.expected_families);
         }
         Ok(())
     }

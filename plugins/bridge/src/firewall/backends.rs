@@ -65,8 +65,8 @@ fn unless_unusable(outcome: Result<(), FirewallError>) -> Result<(), FirewallErr
 }
 
 impl Firewall for Masquerade {
-    fn prepare(&self, families: &[Family]) {
-        self.chosen().prepare(families);
+    fn prepare(&self, target: &Target, families: &[Family]) {
+        self.chosen().prepare(target, families);
     }
 
     fn start_setup(&self, target: &Target) -> PendingChange<'_> {

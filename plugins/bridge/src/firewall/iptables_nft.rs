@@ -232,6 +232,39 @@ fn all_rules(
         .collect()
 }
 
+/// What [`look_up`] read: the socket, the chain, and what each family's
+/// `nat` table holds of it (or why it could not be read).
+#[derive(Debug)]
+pub struct LookedUp {
+    socket: Socket,
+    chain: String,
+    found: Vec<(Family, Found)>,
+}
+
+/// Reads what the `nat` tables of `families` hold of a container's chain,
+/// before its addresses are known, so that [`setup_after`] has only its
+/// transaction left. Changes nothing.
+///
+/// # Errors
+/// [`FirewallError::Netlink`] when nf_tables cannot be read.
+pub fn look_up(
+    network: &str,
+    container_id: &str,
+    families: &[Family],
+) -> Result<LookedUp, FirewallError> {
+    let socket = Socket::open_netfilter()?;
+    let chain = chain_name(network, container_id);
+    let found = families
+        .iter()
+        .map(|&family| Ok((family, find(&socket, family, &chain)?)))
+        .collect::<Result<_, FirewallError>>()?;
+    Ok(LookedUp {
+        socket,
+        chain,
+        found,
+    })
+}
+
 /// Masquerades `addresses` of a container as the reference's iptables
 /// backend does, both families in one transaction; a repeated setup
 /// replaces the container's rules. No addresses: nothing is done.
@@ -239,6 +272,20 @@ fn all_rules(
 /// # Errors
 /// [`FirewallError::Netlink`] when nf_tables refuses; nothing was applied.
 pub fn setup(
+    network: &str,
+    container_id: &str,
+    addresses: &[IpNetwork],
+) -> Result<Applied, FirewallError> {
+    setup_after(None, network, container_id, addresses)
+}
+
+/// [`setup`] after `looked_up` (a [`look_up`] of this container, made
+/// earlier; what it lacks is read now).
+///
+/// # Errors
+/// As [`setup`].
+pub fn setup_after(
+    looked_up: Option<Result<LookedUp, FirewallError>>,
     network: &str,
     container_id: &str,
     addresses: &[IpNetwork],
@@ -252,27 +299,33 @@ pub fn setup(
         return Ok(Applied::Done);
     }
     let chain = chain_name(network, container_id);
-    let socket = Socket::open_netfilter()?;
+    let mut looked_up = match looked_up {
+        Some(Ok(looked_up)) if looked_up.chain == chain => looked_up,
+        _ => look_up(network, container_id, &[])?,
+    };
     // A concurrent setup of the same container may create the chain
-    // between our listing and our batch; then list again, once.
-    let mut attempts = 0;
-    loop {
+    // between the lookup and our batch; then look again, once.
+    for attempt in 0.. {
         let mut batch = Batch::new();
         for family_rules in &rules {
-            let found = find(&socket, family_rules.family, &chain)?;
+            let family = family_rules.family;
+            let found = match looked_up.found.iter().position(|(f, _)| *f == family) {
+                Some(i) => looked_up.found.remove(i).1,
+                None => find(&looked_up.socket, family, &chain)?,
+            };
             if found.foreign_postrouting {
                 return Ok(Applied::Unproven(format!(
-                    "{} {TABLE} {POSTROUTING} is not iptables-nft's base chain",
-                    family_rules.family
+                    "{family} {TABLE} {POSTROUTING} is not iptables-nft's base chain"
                 )));
             }
             write_family(&mut batch, &chain, family_rules, &found);
         }
-        match batch.send(&socket) {
-            Err(err) if err.errno() == Some(EEXIST) && attempts == 0 => attempts += 1,
+        match batch.send(&looked_up.socket) {
+            Err(err) if err.errno() == Some(EEXIST) && attempt == 0 => looked_up.found.clear(),
             sent => return sent.map(|()| Applied::Done).map_err(FirewallError::from),
         }
     }
+    Ok(Applied::Done)
 }
 
 /// Removes a container's rules in both families, whichever implementation

@@ -634,6 +634,8 @@ pub fn exists(network: &str, container_id: &str) -> Result<Presence, FirewallErr
 pub struct Iptables {
     /// Helpers started by [`Firewall::prepare`] for the next setup.
     prepared: RefCell<Option<Pending<'static, Prestarted>>>,
+    /// Or, over netlink, what it read of the tables.
+    looked_up: RefCell<Option<Pending<'static, Result<iptables_nft::LookedUp, FirewallError>>>>,
     /// Whether this node's iptables is iptables-nft, once asked.
     over_netlink: OnceCell<bool>,
 }
@@ -645,22 +647,29 @@ impl Iptables {
     }
 }
 
-/// Sets up `target` over netlink, or through the helpers for a shape left
-/// to them.
-fn setup_over_netlink(target: &Target) -> Result<(), FirewallError> {
+/// Sets up `target` over netlink after `looked_up`, or through the helpers
+/// for a shape left to them.
+fn setup_over_netlink(
+    target: &Target,
+    looked_up: Option<Result<iptables_nft::LookedUp, FirewallError>>,
+) -> Result<(), FirewallError> {
     let (network, id, addresses) = (&target.network, &target.container_id, &target.addresses);
-    match iptables_nft::setup(network, id, addresses)? {
+    match iptables_nft::setup_after(looked_up, network, id, addresses)? {
         Applied::Done => Ok(()),
         Applied::Unproven(_) => setup(network, id, addresses),
     }
 }
 
 impl Firewall for Iptables {
-    fn prepare(&self, families: &[Family]) {
+    fn prepare(&self, target: &Target, families: &[Family]) {
+        let families = families.to_vec();
         if self.over_netlink() {
+            let (network, id) = (target.network.clone(), target.container_id.clone());
+            let looked_up =
+                Pending::on_thread(move || iptables_nft::look_up(&network, &id, &families));
+            *self.looked_up.borrow_mut() = Some(looked_up);
             return;
         }
-        let families = families.to_vec();
         let started = Pending::on_thread(move || Prestarted::start(&families));
         *self.prepared.borrow_mut() = Some(started);
     }
@@ -668,7 +677,8 @@ impl Firewall for Iptables {
     fn start_setup(&self, target: &Target) -> PendingChange<'_> {
         let target = target.clone();
         if self.over_netlink() {
-            return Pending::on_thread(move || setup_over_netlink(&target));
+            let looked_up = self.looked_up.take().map(Pending::finish);
+            return Pending::on_thread(move || setup_over_netlink(&target, looked_up));
         }
         let prestarted = self.prepared.take().map(Pending::finish);
         Pending::on_thread(move || {
@@ -745,15 +755,18 @@ impl Firewall for Iptables {
 }
 
 impl Drop for Iptables {
-    /// Helpers prepared for a setup that never came are killed unused.
+    /// Helpers prepared for a setup that never came are killed unused; a
+    /// lookup is waited for.
     fn drop(&mut self) {
         if let Some(prepared) = self.prepared.get_mut().take() {
             drop(prepared.finish());
         }
+        if let Some(looked_up) = self.looked_up.get_mut().take() {
+            drop(looked_up.finish());
+        }
     }
 }
 
-#[cfg(test)]
 #[cfg(test)]
 mod tests {
     use super::*;

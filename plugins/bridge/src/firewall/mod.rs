@@ -178,9 +178,10 @@ pub type PendingChange<'a> = Pending<'a, Result<(), FirewallError>>;
 
 /// One kind of rules programmed for each attachment.
 pub trait Firewall {
-    /// Gets ready for a setup of addresses in `families`, before the
-    /// addresses are known (e.g. starts the helpers). Changes nothing.
-    fn prepare(&self, _families: &[Family]) {}
+    /// Gets ready for a setup of `target`'s attachment with addresses in
+    /// `families`, before the addresses are known (e.g. starts the helpers,
+    /// or reads what is there). Changes nothing.
+    fn prepare(&self, _target: &Target, _families: &[Family]) {}
 
     /// Starts programming `target`'s rules; the result comes with
     /// [`Pending::finish`]. A repeated setup replaces the attachment's rules.
