@@ -24,6 +24,10 @@ need go golang-go
 [ -d /usr/share/gocode/src/github.com/containernetworking/cni/libcni ] || missing+=(golang-github-appc-cni-dev)
 need podman podman
 need runc runc
+# The Docker workflow (integration/tests/docker.rs, scripts/docker-run.sh): a
+# private dockerd, and jq for the script.
+need dockerd docker.io
+need jq jq
 dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || missing+=(busybox-static)
 install_missing
 

@@ -27,6 +27,7 @@
 
 pub mod cleanup;
 pub mod cmd;
+pub mod docker;
 pub mod host;
 pub mod kernel;
 pub mod names;
@@ -38,6 +39,7 @@ pub mod root;
 pub mod timing;
 
 pub use cleanup::Cleanup;
+pub use docker::PrivateDocker;
 pub use host::PrivateHost;
 pub use kernel::IpFamily;
 pub use names::{unique_ifname, unique_name};
