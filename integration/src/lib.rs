@@ -28,6 +28,7 @@
 pub mod cleanup;
 pub mod cmd;
 pub mod docker;
+pub mod go;
 pub mod host;
 pub mod kernel;
 pub mod names;

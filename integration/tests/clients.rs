@@ -61,9 +61,6 @@ const CRIO_CONF: &str = include_str!(concat!(
     "/../cni-types/tests/fixtures/100-crio-bridge.conf"
 ));
 
-/// Where Debian's `golang-github-appc-cni-dev` puts the libcni source.
-const GOPATH: &str = "/usr/share/gocode";
-
 /// Podman's libcni cache, fixed in 4.3.1.
 const PODMAN_CNI_CACHE: &str = "/var/lib/cni/results";
 
@@ -334,45 +331,8 @@ fn driver() -> &'static Path {
 }
 
 fn build_driver() -> PathBuf {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/libcni-driver");
     let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("libcni-driver");
-    std::fs::create_dir_all(&out_dir).expect("create the driver's build dir");
-    let libcni = Path::new(GOPATH).join("src/github.com/containernetworking/cni/libcni");
-    assert!(
-        libcni.is_dir(),
-        "{} is missing: apt-get install golang-github-appc-cni-dev",
-        libcni.display()
-    );
-    // Built under a per-process name, then renamed: atomic if two test
-    // processes build at once.
-    let staged = out_dir.join(format!("libcni-driver.{}", std::process::id()));
-    let start = Instant::now();
-    let out = Command::new("go")
-        .current_dir(&source)
-        .env("GO111MODULE", "off")
-        .env("GOPATH", GOPATH)
-        .env("GOCACHE", out_dir.join("go-build"))
-        .env("GOFLAGS", "")
-        .env("CGO_ENABLED", "0")
-        .args(["build", "-o"])
-        .arg(&staged)
-        .arg(".")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run `go` ({e}): apt-get install golang-go"));
-    assert!(
-        out.status.success(),
-        "building the libcni driver in {} failed\n{}",
-        source.display(),
-        describe(&out)
-    );
-    let driver = out_dir.join("libcni-driver");
-    std::fs::rename(&staged, &driver).expect("move the built driver into place");
-    println!(
-        "built {} in {:.0} ms",
-        driver.display(),
-        ms(start.elapsed())
-    );
-    driver
+    integration::go::build("libcni-driver", &out_dir)
 }
 
 /// A runtime built on libcni: our plugin directory, a private cache.
