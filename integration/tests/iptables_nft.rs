@@ -107,19 +107,31 @@ impl Attachment {
     }
 }
 
-/// A directory whose `iptables-restore` and `ip6tables-restore` (and the
-/// listing binaries) are scripts running the node's: what `bridge` finds
-/// there is not iptables-nft's multi-binary, so it runs the helpers.
-fn helper_path(cleanup: &mut Cleanup) -> PathBuf {
-    let dir = std::env::temp_dir().join(unique_name("xt-helpers"));
+/// The iptables programs `bridge` may look up in `PATH`.
+const IPTABLES_PROGRAMS: [&str; 4] = [
+    "iptables-restore",
+    "ip6tables-restore",
+    "iptables",
+    "ip6tables",
+];
+
+/// A fresh directory (removed by `cleanup`) with an entry per program of
+/// [`IPTABLES_PROGRAMS`], each made by `make(dir, program)`.
+fn iptables_dir(cleanup: &mut Cleanup, tag: &str, make: impl Fn(&Path, &str)) -> PathBuf {
+    let dir = std::env::temp_dir().join(unique_name(tag));
     std::fs::create_dir_all(&dir).unwrap();
     cleanup.remove_path(&dir);
-    for program in [
-        "iptables-restore",
-        "ip6tables-restore",
-        "iptables",
-        "ip6tables",
-    ] {
+    for program in IPTABLES_PROGRAMS {
+        make(&dir, program);
+    }
+    dir
+}
+
+/// A directory whose iptables programs are scripts running the node's:
+/// what `bridge` finds there is not iptables-nft's multi-binary, so it runs
+/// the helpers.
+fn helper_path(cleanup: &mut Cleanup) -> PathBuf {
+    iptables_dir(cleanup, "xt-helpers", |dir, program| {
         let path = dir.join(program);
         std::fs::write(
             &path,
@@ -127,8 +139,7 @@ fn helper_path(cleanup: &mut Cleanup) -> PathBuf {
         )
         .unwrap();
         cmd::run_ok("chmod", &["755", &path.display().to_string()]);
-    }
-    dir
+    })
 }
 
 /// `PATH` with `dir` first.
@@ -260,17 +271,9 @@ fn a_legacy_node_still_programs_the_legacy_tables_through_iptables_restore() {
         return;
     }
     let mut cleanup = Cleanup::new();
-    let dir = std::env::temp_dir().join(unique_name("xt-legacy"));
-    std::fs::create_dir_all(&dir).unwrap();
-    cleanup.remove_path(&dir);
-    for program in [
-        "iptables-restore",
-        "ip6tables-restore",
-        "iptables",
-        "ip6tables",
-    ] {
+    let dir = iptables_dir(&mut cleanup, "xt-legacy", |dir, program| {
         std::os::unix::fs::symlink(legacy, dir.join(program)).unwrap();
-    }
+    });
     let node = Attachment::new(&mut cleanup);
     let id = unique_name("xt");
     let bridge = || node.host.bridge().env("PATH", path_with(&dir));
