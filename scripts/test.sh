@@ -28,6 +28,10 @@ need runc runc
 # private dockerd, and jq for the script.
 need dockerd docker.io
 need jq jq
+# The Kubernetes node path (integration/tests/cri.rs): a private containerd
+# driven by a CRI client on python3-grpcio.
+need containerd containerd
+/usr/bin/python3 -c 'import grpc' 2>/dev/null || missing+=(python3-grpcio)
 dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || missing+=(busybox-static)
 install_missing
 

@@ -27,6 +27,7 @@
 
 pub mod cleanup;
 pub mod cmd;
+pub mod containerd;
 pub mod docker;
 pub mod go;
 pub mod host;
@@ -40,6 +41,7 @@ pub mod root;
 pub mod timing;
 
 pub use cleanup::Cleanup;
+pub use containerd::PrivateContainerd;
 pub use docker::PrivateDocker;
 pub use host::PrivateHost;
 pub use kernel::IpFamily;
