@@ -5,8 +5,27 @@
 # two fresh network namespaces, print the results, show addresses and routes,
 # ping pod to pod and pod to gateway over IPv4 and IPv6, CHECK, DEL, and show
 # that nothing is left. Exits non-zero if any step fails; cleans up on Ctrl-C.
+#
+# --two-nodes: instead, two simulated Kubernetes nodes (network namespaces,
+# each with its own containerd and our plugins, pod CIDRs handed over as
+# kubelet does), a pod on each, pod to pod and pod to outside; see
+# integration/src/two_nodes.rs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = --two-nodes ]; then
+    . scripts/packages.sh
+    need ip iproute2
+    need iptables iptables
+    need ping iputils-ping
+    need containerd containerd
+    /usr/bin/python3 -c 'import grpc' 2>/dev/null || missing+=(python3-grpcio)
+    dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || missing+=(busybox-static)
+    install_missing
+    bin=$(./scripts/build-release.sh)
+    cargo build --release --quiet -p integration --bin two-nodes
+    exec target/release/two-nodes "$bin"
+fi
 
 . scripts/packages.sh
 need ip iproute2

@@ -27,11 +27,26 @@ const CTR: &str = "/usr/bin/ctr";
 /// The image every sandbox runs.
 pub const PAUSE_IMAGE: &str = "localhost/cni-rs/pause:test";
 
+/// How to run a private containerd beyond the defaults.
+#[derive(Debug, Default, Clone)]
+pub struct Setup {
+    /// The CRI plugin's `conf_template`: a network config template that
+    /// containerd renders into its `conf_dir` when kubelet hands it a pod
+    /// CIDR (UpdateRuntimeConfig).
+    pub conf_template: Option<PathBuf>,
+    /// A network namespace to run it in, as a node of its own (entered with
+    /// `nsenter --net`, which, unlike `ip netns exec`, leaves `/sys` as it
+    /// is for runc).
+    pub netns: Option<PathBuf>,
+}
+
 /// A running private containerd.
 #[derive(Debug)]
 pub struct PrivateContainerd {
     /// Everything of it: `config.toml`, `root`, `state`, sockets, `net.d`, `cni-bin`.
     pub dir: PathBuf,
+    /// Where it runs.
+    netns: Option<PathBuf>,
     daemon: Mutex<Option<Child>>,
     /// Sandboxes run and not yet removed, for the clean-up.
     sandboxes: Mutex<Vec<String>>,
@@ -53,14 +68,14 @@ pub struct CriReply {
 
 impl PrivateContainerd {
     /// Starts a daemon with CNI `bin_dir` = `cni_bin` and `conf_dir` =
-    /// `<dir>/net.d`, optionally with `conf_template`, imports the pause
+    /// `<dir>/net.d`, as `setup` says, imports the pause
     /// image and waits until the CRI answers; `None` (with a note on
     /// stderr) when containerd or python3-grpcio is not installed.
     ///
     /// # Panics
     ///
     /// When it does not come up within 60 s, or a part is missing under CI.
-    pub fn start(test: &str, cni_bin: &Path, conf_template: Option<&Path>) -> Option<Self> {
+    pub fn start(test: &str, cni_bin: &Path, setup: &Setup) -> Option<Self> {
         let grpc = cmd::try_run("/usr/bin/python3", &["-c", "import grpc"])
             .is_ok_and(|out| out.status.success());
         if !Path::new(CONTAINERD).is_file() || !grpc {
@@ -76,10 +91,11 @@ impl PrivateContainerd {
             .unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
         let containerd = PrivateContainerd {
             dir,
+            netns: setup.netns.clone(),
             daemon: Mutex::new(None),
             sandboxes: Mutex::new(Vec::new()),
         };
-        containerd.write_config(cni_bin, conf_template);
+        containerd.write_config(cni_bin, setup.conf_template.as_deref());
         containerd.start_daemon();
         containerd.import_pause_image();
         Some(containerd)
@@ -147,7 +163,17 @@ state = "{state}"
             .try_clone()
             .unwrap_or_else(|e| panic!("clone the log: {e}"));
         let config = self.dir.join("config.toml");
-        let child = Command::new(CONTAINERD)
+        let mut command = match &self.netns {
+            Some(netns) => {
+                let mut nsenter = Command::new("nsenter");
+                nsenter
+                    .arg(format!("--net={}", netns.display()))
+                    .arg(CONTAINERD);
+                nsenter
+            }
+            None => Command::new(CONTAINERD),
+        };
+        let child = command
             .arg("--config")
             .arg(&config)
             .stdin(Stdio::null())
@@ -158,6 +184,14 @@ state = "{state}"
         *locked(&self.daemon) = Some(child);
         let start = Instant::now();
         while !self.cri_raw(&["version"]).status.success() {
+            let exited = locked(&self.daemon)
+                .as_mut()
+                .and_then(|child| child.try_wait().ok().flatten());
+            assert!(
+                exited.is_none(),
+                "containerd exited: {exited:?}\n{}",
+                self.log()
+            );
             assert!(
                 start.elapsed() < Duration::from_secs(60),
                 "containerd's CRI did not answer within 60 s\n{}",

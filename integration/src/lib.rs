@@ -39,6 +39,7 @@ pub mod plugin;
 pub mod reference;
 pub mod root;
 pub mod timing;
+pub mod two_nodes;
 
 pub use cleanup::Cleanup;
 pub use containerd::PrivateContainerd;

@@ -18,6 +18,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use integration::containerd::Setup;
 use integration::{Cleanup, PrivateContainerd, TestNetwork, cmd, plugin_dir, require_root};
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
@@ -123,7 +124,7 @@ fn our_bin_dir(cleanup: &mut Cleanup) -> PathBuf {
 /// The daemon with `conf` as its only network, or `None` when it cannot
 /// run here.
 fn containerd(test: &str, bin: &Path, conf: &Value) -> Option<PrivateContainerd> {
-    let containerd = PrivateContainerd::start(test, bin, None)?;
+    let containerd = PrivateContainerd::start(test, bin, &Setup::default())?;
     let path = containerd.dir.join("net.d/10-crio.conf");
     std::fs::write(path, conf.to_string()).unwrap();
     Some(containerd)
