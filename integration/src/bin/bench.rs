@@ -26,6 +26,8 @@
 mod cli;
 #[path = "bench/cold.rs"]
 mod cold;
+#[path = "bench/cri.rs"]
+mod cri;
 #[path = "bench/ctx.rs"]
 mod ctx;
 #[path = "bench/error.rs"]
@@ -275,6 +277,7 @@ fn total_steps(o: &Options, n_impls: usize) -> u64 {
         + o.version_runs
         + o.runs
         + nft::steps(o)
+        + cri::steps(o)
         + o.rss_runs
         + 3 * o.ipv6_runs
         + o.parallel_rounds * n_impls
@@ -330,6 +333,7 @@ fn measure(
         // Last, so the phases above run with the host as before it existed
         // (no cnirsb-nft bridge, no nftables masquerade table it created).
         let nft = nft::measure(&ctx)?;
+        let cri = cri::measure(&ctx)?;
         Ok(Figures {
             kinds: impls.iter().map(|i| i.kind).collect(),
             options: options.clone(),
@@ -343,6 +347,7 @@ fn measure(
             parallel,
             scale,
             nft,
+            cri,
         })
     })();
     if result.is_err() {
@@ -359,15 +364,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn steps_include_the_nftables_phase() {
+    fn steps_include_the_nftables_and_cri_phases() {
         let o = Options::quick();
-        // Warm-ups 2, VERSION 50, cold 10, nftables 1 + 10 + 1 + 2, RSS 2,
-        // IPv6 15, parallel 2, scale 2 * (10 + 100).
-        assert_eq!(total_steps(&o, 2), 2 + 50 + 10 + 14 + 2 + 15 + 2 + 220);
+        // Warm-ups 2, VERSION 50, cold 10, nftables 1 + 10 + 1 + 2, CRI 3,
+        // RSS 2, IPv6 15, parallel 2, scale 2 * (10 + 100).
+        assert_eq!(total_steps(&o, 2), 2 + 50 + 10 + 14 + 3 + 2 + 15 + 2 + 220);
         let o = Options::full();
         assert_eq!(
             total_steps(&o, 1),
-            1 + 200 + 50 + (1 + 50 + 3 + 5) + 5 + 60 + 3 + (80 + 1000)
+            1 + 200 + 50 + (1 + 50 + 3 + 5) + 15 + 5 + 60 + 3 + (80 + 1000)
         );
     }
 }

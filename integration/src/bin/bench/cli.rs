@@ -25,6 +25,8 @@ pub struct Options {
     pub parallel_rounds: usize,
     /// Worker threads that attach and detach the background pods (untimed).
     pub fill_workers: usize,
+    /// Pods per implementation run and stopped through containerd's CRI.
+    pub cri_runs: usize,
     /// Directory of the reference plugins (`--reference`).
     pub reference: PathBuf,
 }
@@ -42,6 +44,7 @@ impl Options {
             parallel: 50,
             parallel_rounds: 3,
             fill_workers: 4,
+            cri_runs: 15,
             reference: PathBuf::from(REFERENCE_DIR),
         }
     }
@@ -58,6 +61,7 @@ impl Options {
             parallel: 50,
             parallel_rounds: 1,
             fill_workers: 4,
+            cri_runs: 3,
             reference: PathBuf::from(REFERENCE_DIR),
         }
     }

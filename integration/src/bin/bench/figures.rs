@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::cli::Options;
 use crate::cold::ColdSamples;
+use crate::cri::CriSamples;
 use crate::impls::Kind;
 use crate::ipv6::ReadinessSamples;
 use crate::nft::NftSamples;
@@ -43,6 +44,8 @@ pub struct Figures {
     pub scale: Vec<ScaleSamples>,
     /// The nftables masquerade backend, and CPU per ADD.
     pub nft: NftSamples,
+    /// RunPodSandbox and StopPodSandbox through containerd.
+    pub cri: CriSamples,
 }
 
 /// How a row's numbers are shown.
@@ -203,7 +206,29 @@ impl Figures {
         rows.extend(self.parallel_rows());
         rows.push(self.nft_parallel_row());
         rows.extend(self.readiness_rows());
+        rows.extend(self.cri_rows());
         rows
+    }
+
+    /// RunPodSandbox and StopPodSandbox through containerd's CRI, as the
+    /// client times them.
+    fn cri_rows(&self) -> [Row; 2] {
+        let run = |i| median_ms(&Self::samples(&self.cri.run, i));
+        let stop = |i| median_ms(&Self::samples(&self.cri.stop, i));
+        [
+            Row::new(
+                "RunPodSandbox via containerd (median, ms)",
+                Unit::Ms,
+                pair(run),
+            )
+            .chart(),
+            Row::new(
+                "StopPodSandbox via containerd (median, ms)",
+                Unit::Ms,
+                pair(stop),
+            )
+            .chart(),
+        ]
     }
 
     /// The reference's index in the per-implementation samples.
@@ -539,6 +564,11 @@ mod tests {
                 rss: vec![peaks(1024, 512), peaks(512, 1536)],
                 ..NftSamples::default()
             },
+            cri: CriSamples {
+                run: vec![ms(&[60, 70]), ms(&[100, 140])],
+                stop: vec![ms(&[50]), ms(&[150])],
+                skipped: None,
+            },
         }
     }
 
@@ -608,6 +638,7 @@ mod tests {
             .copied()
             .filter(|n| !n.contains("nftables backend") && !n.contains("with children"))
             .filter(|n| !n.starts_with("largest process"))
+            .filter(|n| !n.contains("via containerd"))
             .collect();
         assert_eq!(old.len(), 25, "{old:?}");
         assert_eq!(old[0], "ADD, cold (median, ms)");
@@ -615,7 +646,18 @@ mod tests {
             old[24],
             "first pod on a new bridge: ADD + IPv6 usable (median, ms)"
         );
-        assert_eq!(names.len(), 31);
+        assert_eq!(names.len(), 33);
+        assert_eq!(names[31], "RunPodSandbox via containerd (median, ms)");
+    }
+
+    #[test]
+    fn cri_rows_compare_run_and_stop_with_the_reference() {
+        let rows = figures(&[Kind::Ours, Kind::Reference]).rows();
+        let run = row(&rows, "RunPodSandbox via containerd (median, ms)");
+        assert_eq!((run.ours, run.reference), (Some(65.0), Some(120.0)));
+        assert!(run.chart);
+        let stop = row(&rows, "StopPodSandbox via containerd (median, ms)");
+        assert_eq!((stop.ours, stop.reference), (Some(50.0), Some(150.0)));
     }
 
     #[test]

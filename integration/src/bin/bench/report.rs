@@ -122,7 +122,25 @@ pub fn notes(figures: &Figures) -> Vec<String> {
     notes.push(parallel_note(figures));
     notes.push(nft_note(figures));
     notes.push(ipv6_note(figures));
+    notes.push(cri_note(figures));
     notes
+}
+
+/// The note on the CRI phase.
+fn cri_note(figures: &Figures) -> String {
+    match &figures.cri.skipped {
+        Some(why) => format!("RunPodSandbox and StopPodSandbox: not measured, {why}."),
+        None => format!(
+            "RunPodSandbox and StopPodSandbox: one private containerd (Debian's, CRI plugin, \
+             runc) per implementation, its CNI bin_dir holding that implementation's plugins \
+             and its conf_dir the same CRI-O config; after one untimed pod each, {} rounds \
+             each run one pod per implementation, then stop and remove it, the order rotating \
+             each round. The times are the CRI calls as the client (integration/clients/cri.py, \
+             kubelet's side) measures them, containerd's own work (netns, pause container) \
+             included.",
+            figures.options.cri_runs
+        ),
+    }
 }
 
 /// How the nftables note names an implementation (the kind's own label
