@@ -377,9 +377,16 @@ state = "{state}"
 impl Drop for PrivateContainerd {
     fn drop(&mut self) {
         if locked(&self.daemon).is_some() {
-            let ids: Vec<String> = locked(&self.sandboxes).clone();
-            for id in ids {
-                let _ = self.stop_and_remove(&id);
+            // Every sandbox it knows, not only those a call returned: one
+            // whose RunPodSandbox was cut short may hold an attachment.
+            let mut ids: Vec<String> = locked(&self.sandboxes).clone();
+            if let Ok(listed) = self.cri(&["list"]) {
+                ids.extend(listed.stdout.lines().map(str::to_owned));
+            }
+            ids.sort();
+            ids.dedup();
+            for id in ids.iter().filter(|id| !id.is_empty()) {
+                let _ = self.stop_and_remove(id);
             }
         }
         self.kill(Signal::SIGTERM);

@@ -166,6 +166,13 @@ fn pods_through_containerds_cri_get_both_families_and_leave_nothing() {
     }
     let mut cleanup = Cleanup::new();
     let bin = our_bin_dir(&mut cleanup);
+    // The nftables backend's table is shared and stays after DEL, as
+    // upstream's does; remove it if this test made it.
+    let table = ["inet", "cni_plugins_masquerade"];
+    let listed = cmd::run("nft", &["list", "table", table[0], table[1]]);
+    if !listed.status.success() {
+        cleanup.command("nft", &["delete", "table", table[0], table[1]]);
+    }
     // Rules per pod: iptables has three per family (ACCEPT, MASQUERADE and
     // the POSTROUTING jump), nftables one per address.
     for (k, backend, rules_per_pod) in [(1, None, 6), (2, Some("nftables"), 2)] {
