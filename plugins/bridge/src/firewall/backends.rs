@@ -27,7 +27,7 @@ impl Masquerade {
             backend,
             chosen: OnceCell::new(),
             iptables: Iptables::default(),
-            nftables: Nftables,
+            nftables: Nftables::default(),
         }
     }
 

@@ -33,6 +33,7 @@ use cni_netlink::nftables::{BaseChain, Batch, Family, list_chains, list_rules};
 use cni_types::config::Attachment;
 use ipnetwork::IpNetwork;
 use sha2::{Digest, Sha512};
+use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -204,6 +205,31 @@ fn attachment_rules(socket: &Socket, target: &Target) -> Result<Vec<u64>, Firewa
         .collect())
 }
 
+/// What [`look_up`] read for a setup: the socket, the shared layout and
+/// the attachment's rules already there.
+#[derive(Debug)]
+pub struct LookedUp {
+    socket: Socket,
+    layout: Layout,
+    stale: Vec<u64>,
+}
+
+/// Reads what a setup of `target`'s attachment needs to know, before its
+/// addresses are known (while IPAM runs). Changes nothing.
+///
+/// # Errors
+/// [`FirewallError::Netlink`] when nf_tables cannot be read.
+pub fn look_up(target: &Target) -> Result<LookedUp, FirewallError> {
+    let socket = Socket::open_netfilter().map_err(FirewallError::from)?;
+    let layout = layout(&socket)?;
+    let stale = attachment_rules(&socket, target)?;
+    Ok(LookedUp {
+        socket,
+        layout,
+        stale,
+    })
+}
+
 /// Masquerades `target`'s addresses, replacing its rules. Nothing is done
 /// without addresses.
 ///
@@ -211,14 +237,27 @@ fn attachment_rules(socket: &Socket, target: &Target) -> Result<Vec<u64>, Firewa
 /// [`FirewallError::Netlink`] when nf_tables cannot be reached or refuses
 /// the transaction (then nothing of it was applied).
 pub fn setup(target: &Target) -> Result<(), FirewallError> {
+    setup_after(target, None)
+}
+
+/// [`setup`] after `looked_up`, a [`look_up`] of the same attachment made
+/// earlier (read again when missing or failed).
+///
+/// # Errors
+/// As [`setup`].
+pub fn setup_after(
+    target: &Target,
+    looked_up: Option<Result<LookedUp, FirewallError>>,
+) -> Result<(), FirewallError> {
     if target.addresses.is_empty() {
         return Ok(());
     }
-    let socket = Socket::open_netfilter().map_err(FirewallError::from)?;
-    let layout = layout(&socket)?;
-    let stale = attachment_rules(&socket, target)?;
-    setup_batch(target, layout, &stale)
-        .send(&socket)
+    let looked_up = match looked_up {
+        Some(Ok(looked_up)) => looked_up,
+        _ => look_up(target)?,
+    };
+    setup_batch(target, looked_up.layout, &looked_up.stale)
+        .send(&looked_up.socket)
         .map_err(FirewallError::from)
 }
 
@@ -282,14 +321,34 @@ pub fn usable() -> Result<(), String> {
 /// a millisecond, but closing the socket after a commit waits for the
 /// kernel to free the transaction after an RCU grace period (about 8 ms
 /// here), so each change runs on a thread of its own and overlaps the rest
-/// of the command, as the iptables helpers do.
+/// of the command, as the iptables helpers do. What a setup reads first is
+/// read while IPAM runs ([`Firewall::prepare`]).
 #[derive(Debug, Default)]
-pub struct Nftables;
+pub struct Nftables {
+    /// The lookup started by [`Firewall::prepare`] for the next setup.
+    looked_up: RefCell<Option<Pending<'static, Result<LookedUp, FirewallError>>>>,
+}
+
+impl Drop for Nftables {
+    /// A lookup for a setup that never came is waited for.
+    fn drop(&mut self) {
+        if let Some(looked_up) = self.looked_up.get_mut().take() {
+            drop(looked_up.finish());
+        }
+    }
+}
 
 impl Firewall for Nftables {
+    fn prepare(&self, target: &Target, _families: &[super::Family]) {
+        let target = target.clone();
+        let looked_up = Pending::on_thread(move || look_up(&target));
+        *self.looked_up.borrow_mut() = Some(looked_up);
+    }
+
     fn start_setup(&self, target: &Target) -> PendingChange<'_> {
         let target = target.clone();
-        Pending::on_thread(move || setup(&target))
+        let looked_up = self.looked_up.take().map(Pending::finish);
+        Pending::on_thread(move || setup_after(&target, looked_up))
     }
 
     fn start_teardown(&self, target: &Target) -> PendingChange<'_> {
