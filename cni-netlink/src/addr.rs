@@ -6,7 +6,7 @@ use crate::error::Error;
 use crate::link::ignore;
 use crate::socket::Socket;
 use ipnetwork::IpNetwork;
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL};
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::AddressFamily;
 use netlink_packet_route::address::{AddressHeader, AddressHeaderFlags};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -102,14 +102,13 @@ pub fn dump(socket: &Socket, index: u32) -> Result<Vec<IpNetwork>, Error> {
         },
         attrs: Vec::new(),
     };
-    let mut found = Vec::new();
-    socket.request(RTM_GETADDR, NLM_F_DUMP, &request, |kind, payload| {
+    socket.dump(RTM_GETADDR, &request, |kind, payload| {
         if kind == RTM_NEWADDR {
-            found.extend(parse_for(payload, index)?);
+            parse_for(payload, index)
+        } else {
+            Ok(None)
         }
-        Ok(())
-    })?;
-    Ok(found)
+    })
 }
 
 /// An `RTM_NEWADDR` payload's first IFA_ADDRESS with its prefix length, if

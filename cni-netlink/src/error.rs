@@ -20,6 +20,10 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The kernel flagged a dump as interrupted (`NLM_F_DUMP_INTR`): the
+    /// objects changed while it ran, so it may have missed some.
+    #[error("the netlink dump was interrupted by a concurrent change")]
+    Interrupted,
     /// A reply did not have the layout its type promises.
     #[error("malformed netlink reply: {0}")]
     Malformed(String),

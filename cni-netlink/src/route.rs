@@ -6,7 +6,7 @@ use crate::error::Error;
 use crate::link::ignore;
 use crate::socket::Socket;
 use ipnetwork::IpNetwork;
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL};
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::AddressFamily;
 use netlink_packet_route::route::{RouteHeader, RouteProtocol, RouteScope, RouteType};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -129,14 +129,13 @@ pub fn add(socket: &Socket, request: &RouteRequest) -> Result<(), Error> {
 /// [`Error`].
 pub fn dump(socket: &Socket, ipv4: bool) -> Result<Vec<RouteEntry>, Error> {
     let request = RouteRequest::new(ipv4);
-    let mut found = Vec::new();
-    socket.request(RTM_GETROUTE, NLM_F_DUMP, &request.0, |kind, payload| {
+    socket.dump(RTM_GETROUTE, &request.0, |kind, payload| {
         if kind == RTM_NEWROUTE {
-            found.extend(RouteEntry::parse(payload)?);
+            RouteEntry::parse(payload)
+        } else {
+            Ok(None)
         }
-        Ok(())
-    })?;
-    Ok(found)
+    })
 }
 
 #[cfg(test)]

@@ -144,7 +144,38 @@ impl Socket {
     }
 }
 
+/// `NLM_F_DUMP_INTR`: a dump's objects changed while it ran.
+const NLM_F_DUMP_INTR: u16 = 0x10;
+
 impl Socket {
+    /// Runs an `NLM_F_DUMP` request and collects what `parse` takes from
+    /// each reply (`None` skips one). A dump the kernel flags as interrupted
+    /// (the objects changed while it ran, so it may have missed some, as
+    /// concurrent ADDs and DELs make nf_tables dumps on older kernels) is
+    /// run again, up to ten times.
+    ///
+    /// # Errors
+    /// As [`Socket::request`]; [`Error::Interrupted`] when every try was.
+    pub fn dump<T>(
+        &self,
+        message_type: u16,
+        payload: &impl Emitable,
+        mut parse: impl FnMut(u16, &[u8]) -> Result<Option<T>, Error>,
+    ) -> Result<Vec<T>, Error> {
+        let mut tries = 1;
+        loop {
+            let mut found = Vec::new();
+            let dumped = self.request(message_type, NLM_F_DUMP, payload, |kind, bytes| {
+                found.extend(parse(kind, bytes)?);
+                Ok(())
+            });
+            match dumped {
+                Err(Error::Interrupted) if tries < 10 => tries += 1,
+                other => return other.map(|()| found),
+            }
+        }
+    }
+
     /// The next `count` sequence numbers; returns the first.
     pub(crate) fn next_sequences(&self, count: u32) -> u32 {
         let first = self.sequence.get().wrapping_add(1);
@@ -226,6 +257,9 @@ where
         offset += (message.length() as usize + 3) & !3;
         if message.sequence_number() != sequence {
             continue;
+        }
+        if message.flags() & NLM_F_DUMP_INTR != 0 {
+            failure.get_or_insert(Error::Interrupted);
         }
         let payload = message.payload();
         match message.message_type() {
@@ -378,6 +412,27 @@ mod tests {
         assert_eq!(step.unwrap(), Step::Done);
         let (step, _) = read(&message(NLMSG_DONE, 2, &(-4i32).to_ne_bytes()), 2);
         assert_eq!(step.unwrap_err().errno(), Some(4));
+    }
+
+    #[test]
+    fn a_dump_flagged_interrupted_fails_as_interrupted_once_read() {
+        let mut flagged = message(20, 3, &[1; 8]);
+        flagged[6..8].copy_from_slice(&NLM_F_DUMP_INTR.to_ne_bytes());
+        let datagram = [flagged, message(NLMSG_DONE, 3, &0i32.to_ne_bytes())].concat();
+        let mut failure = None;
+        let mut seen = 0;
+        let step = read_datagram(
+            &datagram,
+            3,
+            &mut |_, _: &[u8]| {
+                seen += 1;
+                Ok(())
+            },
+            &mut failure,
+        );
+        assert_eq!(step.unwrap(), Step::Done, "the rest is still read");
+        assert_eq!(seen, 1);
+        assert!(matches!(failure, Some(Error::Interrupted)), "{failure:?}");
     }
 
     #[test]

@@ -277,7 +277,12 @@ fn a_refused_spoof_check_leaves_no_spoof_check_and_no_masquerade() {
     let error = out.expect_error(999);
     let msg = error["msg"].as_str().unwrap_or_default();
     assert!(msg.contains("failed to setup spoof-check"), "{msg}");
-    assert!(msg.contains("Operation not supported"), "{msg}");
+    // Moving a chain to another hook: 6.x refuses with EOPNOTSUPP, 5.10
+    // with EEXIST (scripts/kernel-matrix.sh).
+    assert!(
+        msg.contains("Operation not supported") || msg.contains("File exists"),
+        "{msg}"
+    );
     let nat = host.ns.exec(&["iptables-save", "-t", "nat"]);
     let nat6 = host.ns.exec(&["ip6tables-save", "-t", "nat"]);
     for saved in [nat, nat6] {

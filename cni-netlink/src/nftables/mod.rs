@@ -29,7 +29,7 @@ use crate::error::Error;
 use crate::socket::{Socket, encode};
 use consts::*;
 use expr::Expr;
-use netlink_packet_core::{Emitable, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
+use netlink_packet_core::{Emitable, NLM_F_ACK, NLM_F_REQUEST};
 
 /// An nf_tables family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -539,19 +539,12 @@ fn dump<T>(
     mut parse: impl FnMut(&[u8]) -> Result<Option<T>, Error>,
 ) -> Result<Vec<T>, Error> {
     let message_type = (u16::from(NFNL_SUBSYS_NFTABLES) << 8) | message;
-    let mut found = Vec::new();
-    let listed = socket.request(
-        message_type,
-        NLM_F_DUMP,
-        &request(family, attrs),
-        |_, payload| {
-            found.extend(parse(payload)?);
-            Ok(())
-        },
-    );
+    let listed = socket.dump(message_type, &request(family, attrs), |_, payload| {
+        parse(payload)
+    });
     match listed {
         Err(Error::Kernel(ENOENT)) => Ok(Vec::new()),
-        other => other.map(|()| found),
+        other => other,
     }
 }
 
