@@ -362,7 +362,11 @@ pub fn exists(network: &str, container_id: &str) -> Result<Presence, FirewallErr
     let socket = Socket::open_netfilter()?;
     let mut presence = Presence::default();
     for family in Family::ALL {
-        presence.set(family, find(&socket, family, &chain)?.chain);
+        let present = match nft::get_chain(&socket, nft_family(family), TABLE, &chain) {
+            Err(err) if err.errno().is_some_and(|e| NO_FAMILY.contains(&e)) => false,
+            other => other?.is_some(),
+        };
+        presence.set(family, present);
     }
     Ok(presence)
 }
