@@ -28,6 +28,8 @@ pub struct Link {
     pub master: Option<u32>,
     /// For a veth, the peer's index (in the peer's namespace).
     pub peer_index: Option<u32>,
+    /// The peer is in another namespace (the kernel sent its netns id).
+    pub peer_in_other_netns: bool,
     /// IFF_UP is set.
     pub admin_up: bool,
     /// IFF_PROMISC is set.
@@ -49,6 +51,7 @@ impl Link {
             mac: Vec::new(),
             master: None,
             peer_index: None,
+            peer_in_other_netns: false,
             admin_up: header.flags.contains(LinkFlags::Up),
             promisc: header.flags.contains(LinkFlags::Promisc),
             oper_up: false,
@@ -61,6 +64,7 @@ impl Link {
                 IFLA_ADDRESS => link.mac = nla.value().to_vec(),
                 IFLA_MASTER => link.master = Some(read_u32(&nla)?),
                 IFLA_LINK => link.peer_index = Some(read_u32(&nla)?),
+                IFLA_LINK_NETNSID => link.peer_in_other_netns = true,
                 IFLA_OPERSTATE => link.oper_up = read_u8(&nla)? == IF_OPER_UP,
                 IFLA_MTU => link.mtu = read_u32(&nla)?,
                 IFLA_LINKINFO => {
@@ -530,6 +534,7 @@ mod tests {
                 mac: vec![2, 0, 0, 0, 0, 9],
                 master: Some(3),
                 peer_index: Some(2),
+                peer_in_other_netns: false,
                 admin_up: true,
                 promisc: true,
                 oper_up: true,

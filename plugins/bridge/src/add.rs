@@ -13,7 +13,7 @@ use crate::config::{BridgeConfig, format_mac};
 use crate::container;
 use crate::error::BridgeError;
 use crate::firewall::{Firewall, PendingChange, Target};
-use crate::gateway;
+use crate::gateway::{self, Place};
 use crate::link;
 use crate::netlink::Link;
 use crate::node::{Node, PodNet};
@@ -21,12 +21,13 @@ use crate::pending::Pending;
 use crate::result::{self, Addressing};
 use crate::rollback::Rollback;
 use crate::steps::{Step, run_until_failure};
+use crate::vlan_gateway;
 use cni_types::CniError;
 use cni_types::result::Result as CniResult;
 use cni_types::skel::Request;
 
 /// The steps of ADD, in order.
-pub fn steps<'n, 'r>() -> [Step<Attach<'n, 'r>>; 17] {
+pub fn steps<'n, 'r>() -> [Step<Attach<'n, 'r>>; 18] {
     [
         Step {
             name: "open the pod's namespace",
@@ -81,7 +82,11 @@ pub fn steps<'n, 'r>() -> [Step<Attach<'n, 'r>>; 17] {
             run: Attach::attach_to_bridge,
         },
         Step {
-            name: "put the gateway on the bridge",
+            name: "ensure the VLAN gateway interface",
+            run: Attach::ensure_vlan_gateway,
+        },
+        Step {
+            name: "put the gateway on the bridge or VLAN interface",
             run: Attach::configure_gateway,
         },
         Step {
@@ -121,6 +126,7 @@ pub struct Attach<'n, 'r> {
     bridge: Option<Link>,
     veth: Option<Link>,
     container: Option<Link>,
+    vlan_gateway: Option<Link>,
     leasing: Option<Pending<'n, Result<CniResult, CniError>>>,
     addressing: Option<Addressing>,
     masquerading: Option<PendingChange<'n>>,
@@ -145,6 +151,7 @@ pub fn add(
         bridge: None,
         veth: None,
         container: None,
+        vlan_gateway: None,
         leasing: None,
         addressing: None,
         masquerading: None,
@@ -300,13 +307,32 @@ impl<'n> Attach<'n, '_> {
         Ok(())
     }
 
-    /// The gateway addresses on the bridge (whose MAC, pinned there, follows
-    /// the lowest port MAC until then) and forwarding.
+    /// With `vlan` and gateways to put in place, the VLAN's gateway
+    /// interface (shared by the VLAN's pods: not undone, as the bridge).
+    fn ensure_vlan_gateway(&mut self) -> Result<(), BridgeError> {
+        let has_gateways = self
+            .addressing
+            .as_ref()
+            .is_some_and(|a| !a.gateways.is_empty());
+        if self.conf.vlan != 0 && has_gateways {
+            let bridge = need(&self.bridge)?;
+            let gateway = vlan_gateway::ensure(self.node.host, self.conf, bridge)?;
+            self.vlan_gateway = Some(gateway);
+        }
+        Ok(())
+    }
+
+    /// The gateway addresses on the VLAN gateway interface, else on the
+    /// bridge (whose MAC, pinned there, follows the lowest port MAC until
+    /// then), and forwarding.
     fn configure_gateway(&mut self) -> Result<(), BridgeError> {
         if let Some(addressing) = &self.addressing {
-            let bridge = need(&self.bridge)?;
-            let gateways = &addressing.gateways;
-            gateway::configure_bridge(self.node.host, bridge, self.conf, gateways)?;
+            let (link, place) = match &self.vlan_gateway {
+                Some(gateway) => (gateway, Place::VlanInterface),
+                None => (need(&self.bridge)?, Place::Bridge),
+            };
+            let (host, gateways) = (self.node.host, &addressing.gateways);
+            gateway::configure(host, link, place, self.conf, gateways)?;
         }
         Ok(())
     }
@@ -324,11 +350,12 @@ impl<'n> Attach<'n, '_> {
         Ok(())
     }
 
-    /// Re-reads both host-side links: the bridge's MAC is pinned only now,
-    /// and udev may have changed the veth's after creation.
+    /// Re-reads the host-side links: the bridge's MAC is pinned only now,
+    /// and udev may have changed the veths' after creation.
     fn read_interfaces(&mut self) -> Result<(), BridgeError> {
         let host = self.node.host;
-        for link in [&mut self.bridge, &mut self.veth].into_iter().flatten() {
+        let links = [&mut self.bridge, &mut self.veth, &mut self.vlan_gateway];
+        for link in links.into_iter().flatten() {
             if let Some(now) = host.link_by_index(link.index)? {
                 *link = now;
             }
@@ -342,6 +369,7 @@ impl<'n> Attach<'n, '_> {
             bridge: need(&self.bridge)?,
             veth: need(&self.veth)?,
             container: need(&self.container)?,
+            vlan_gateway: self.vlan_gateway.as_ref(),
         };
         let addressing = self.addressing.take();
         Ok(result::build(self.conf, self.req.env, addressing, &links))

@@ -40,7 +40,8 @@ pub struct BridgeConfig {
     pub vlan: u16,
     /// Tagged VLANs of the port, sorted and de-duplicated.
     pub vlan_trunk: Vec<u16>,
-    /// Keep the default VLAN 1 on the port when VLANs are configured.
+    /// Keep the default VLAN 1 on the port when VLANs are configured
+    /// (default true).
     pub preserve_default_vlan: bool,
     /// Drop frames from the container whose source MAC is not its interface's
     /// (nftables, bridge family).
@@ -210,10 +211,6 @@ pub enum ConfigError {
     /// `ipMasqBackend` names an unknown backend.
     #[error("unknown ipmasq backend \"{0}\"")]
     UnknownMasqBackend(String),
-    /// A setting this plugin does not implement yet (code 2), refused rather
-    /// than silently ignored.
-    #[error("{0} is not supported by this bridge plugin yet")]
-    Unsupported(&'static str),
     /// `CNI_ARGS` is malformed.
     #[error(transparent)]
     Args(#[from] cni_types::args::ArgsError),
@@ -223,9 +220,6 @@ impl From<ConfigError> for CniError {
     fn from(err: ConfigError) -> CniError {
         match err {
             ConfigError::Args(args) => args.into(),
-            ConfigError::Unsupported(_) => {
-                CniError::new(ErrorCode::UnsupportedField, err.to_string())
-            }
             other => CniError::new(ErrorCode::InvalidNetworkConfig, other.to_string()),
         }
     }
@@ -235,8 +229,7 @@ impl BridgeConfig {
     /// Reads and validates the configuration and `CNI_ARGS`.
     ///
     /// # Errors
-    /// [`ConfigError`]: code 7 for the config (2 for `isGateway` with
-    /// `vlan`), code 4 for `CNI_ARGS`.
+    /// [`ConfigError`]: code 7 for the config, code 4 for `CNI_ARGS`.
     pub fn from_json(stdin: &[u8], cni_args: &str) -> Result<BridgeConfig, ConfigError> {
         let raw: RawConfig = cni_types::json::from_slice(stdin)?;
         let args = CniArgs::parse_known(cni_args, KNOWN_ARGS)?;
@@ -258,11 +251,6 @@ impl BridgeConfig {
         let ipam_type = raw.ipam.map(|i| i.plugin_type).filter(|t| !t.is_empty());
         if ipam_type.is_some() && raw.disable_container_interface {
             return Err(ConfigError::IpamWithoutInterface);
-        }
-        if raw.vlan != 0 && (raw.is_gateway || raw.is_default_gateway) {
-            return Err(ConfigError::Unsupported(
-                "\"isGateway\" together with \"vlan\"",
-            ));
         }
         let ip_masq_backend = match raw.ip_masq_backend.as_deref() {
             None | Some("") => MasqBackend::Auto,
@@ -297,7 +285,9 @@ impl BridgeConfig {
             promisc_mode: raw.promisc_mode,
             vlan: u16::try_from(raw.vlan).unwrap_or_default(),
             vlan_trunk: trunk_ids(&raw.vlan_trunk)?,
-            preserve_default_vlan: raw.preserve_default_vlan.unwrap_or(false),
+            // As Debian's 1.1.1 (which never removes it) and upstream up to
+            // v1.7: VLAN 1 stays on the port unless asked otherwise.
+            preserve_default_vlan: raw.preserve_default_vlan.unwrap_or(true),
             macspoofchk: raw.macspoofchk,
             enable_dad: raw.enabledad,
             disable_container_interface: raw.disable_container_interface,

@@ -6,6 +6,7 @@ use crate::firewall::FirewallError;
 use crate::gateway::GatewayError;
 use crate::link::LinkError;
 use crate::netlink::NetlinkError;
+use crate::vlan_gateway::VlanGatewayError;
 use cni_types::netns::NetnsError;
 use cni_types::{CniError, ErrorCode};
 
@@ -38,6 +39,9 @@ pub enum BridgeError {
     /// A gateway step failed.
     #[error(transparent)]
     Gateway(#[from] GatewayError),
+    /// The VLAN gateway interface could not be had.
+    #[error(transparent)]
+    VlanGateway(#[from] VlanGatewayError),
     /// Masquerade setup, teardown or listing failed.
     #[error(transparent)]
     Masquerade(FirewallError),

@@ -1,5 +1,6 @@
 //! Gateways: filling in each address's gateway, the default routes of
-//! `isDefaultGateway`, and the gateway addresses put on the bridge.
+//! `isDefaultGateway`, and the gateway addresses put on the bridge (or on
+//! the VLAN gateway interface, see [`crate::vlan_gateway`]).
 
 use crate::config::BridgeConfig;
 use crate::netlink::{Link, NetlinkError};
@@ -12,22 +13,47 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// Index of the container interface in the result's `interfaces`.
 pub const CONTAINER_INTERFACE: usize = 2;
 
+/// Where the gateway addresses go: the bridge, or with `vlan` the VLAN's
+/// gateway interface (`<bridge>.<vlan>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// The bridge itself.
+    Bridge,
+    /// The VLAN gateway interface.
+    VlanInterface,
+}
+
+impl std::fmt::Display for Place {
+    /// The reference's wording of a failure to put an address there.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Place::Bridge => "failed to set bridge addr",
+            Place::VlanInterface => "failed to set vlan interface for bridge with addr",
+        })
+    }
+}
+
 /// Why a gateway step failed.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
-    /// The bridge has a conflicting address and `forceAddress` is off.
-    #[error(
-        "failed to set bridge addr: \"{bridge}\" already has an IP address different from {wanted}"
-    )]
+    /// The link has a conflicting address and `forceAddress` is off.
+    #[error("{place}: \"{link}\" already has an IP address different from {wanted}")]
     Conflict {
-        /// Bridge name.
-        bridge: String,
+        /// Where the address was to go.
+        place: Place,
+        /// The link's name.
+        link: String,
         /// The gateway address wanted.
         wanted: IpNetwork,
     },
     /// A netlink request failed.
-    #[error("failed to set bridge addr: {0}")]
-    Netlink(#[from] NetlinkError),
+    #[error("{place}: {source}")]
+    Netlink {
+        /// Where the address was to go.
+        place: Place,
+        /// The kernel's answer.
+        source: NetlinkError,
+    },
     /// Forwarding could not be enabled.
     #[error("failed to enable forwarding: {0}")]
     Forwarding(#[from] SysctlError),
@@ -77,20 +103,23 @@ pub fn apply_gateways(result: &mut CniResult, conf: &BridgeConfig) -> Vec<IpNetw
     bridge_v4
 }
 
-/// Puts each gateway address on the bridge, pins the bridge MAC (so it no
-/// longer follows the lowest port MAC), and enables forwarding for each
-/// family that has a gateway.
+/// Puts each gateway address on `link` (the bridge, or the VLAN gateway
+/// interface: `place` says which), pins its MAC (so a bridge no longer
+/// follows the lowest port MAC), and enables forwarding for each family
+/// that has a gateway.
 ///
 /// # Errors
 /// [`GatewayError`].
-pub fn configure_bridge(
+pub fn configure(
     host: &dyn HostNet,
-    bridge: &Link,
+    link: &Link,
+    place: Place,
     conf: &BridgeConfig,
     gateways: &[IpNetwork],
 ) -> Result<(), GatewayError> {
     for gateway in gateways {
-        ensure_address(host, bridge, conf, *gateway)?;
+        ensure_address(host, link, conf, *gateway)
+            .map_err(|source| source.at(place, &link.name))?;
     }
     if gateways.iter().any(IpNetwork::is_ipv4) {
         host.sysctl("net/ipv4/ip_forward", "1")?;
@@ -101,15 +130,40 @@ pub fn configure_bridge(
     Ok(())
 }
 
-/// Adds `wanted` to the bridge unless it is there. Another IPv4 address, or
-/// an overlapping IPv6 one, is a conflict (deleted with `forceAddress`).
+/// Why one address could not be ensured, before it is told where.
+enum AddressError {
+    Conflict(IpNetwork),
+    Netlink(NetlinkError),
+}
+
+impl From<NetlinkError> for AddressError {
+    fn from(err: NetlinkError) -> AddressError {
+        AddressError::Netlink(err)
+    }
+}
+
+impl AddressError {
+    fn at(self, place: Place, link: &str) -> GatewayError {
+        match self {
+            AddressError::Conflict(wanted) => GatewayError::Conflict {
+                place,
+                link: link.to_owned(),
+                wanted,
+            },
+            AddressError::Netlink(source) => GatewayError::Netlink { place, source },
+        }
+    }
+}
+
+/// Adds `wanted` to `link` unless it is there. Another IPv4 address, or an
+/// overlapping IPv6 one, is a conflict (deleted with `forceAddress`).
 fn ensure_address(
     host: &dyn HostNet,
-    bridge: &Link,
+    link: &Link,
     conf: &BridgeConfig,
     wanted: IpNetwork,
-) -> Result<(), GatewayError> {
-    let present = host.addresses(bridge.index)?;
+) -> Result<(), AddressError> {
+    let present = host.addresses(link.index)?;
     if present.contains(&wanted) {
         return Ok(());
     }
@@ -120,22 +174,19 @@ fn ensure_address(
             continue;
         }
         if !conf.force_address {
-            return Err(GatewayError::Conflict {
-                bridge: conf.bridge.clone(),
-                wanted,
-            });
+            return Err(AddressError::Conflict(wanted));
         }
-        host.del_address(bridge.index, &bridge.name, *existing)?;
+        host.del_address(link.index, &link.name, *existing)?;
     }
-    // The gateway lives on a bridge this plugin owns: duplicate address
+    // The gateway lives on a link this plugin owns: duplicate address
     // detection would only keep it tentative (unusable) for a second or more.
-    match host.add_address(bridge.index, &bridge.name, wanted, true) {
+    match host.add_address(link.index, &link.name, wanted, true) {
         Err(err) if !err.is_exists() => return Err(err.into()),
         _ => {}
     }
     // Read the current MAC just before pinning it: ports change it until then.
-    if let Some(current) = host.link_by_index(bridge.index)? {
-        host.set_mac(bridge.index, &bridge.name, &current.mac)?;
+    if let Some(current) = host.link_by_index(link.index)? {
+        host.set_mac(link.index, &link.name, &current.mac)?;
     }
     Ok(())
 }

@@ -28,6 +28,7 @@ mod status;
 pub mod steps;
 pub mod sysctl;
 mod system;
+mod vlan_gateway;
 
 pub use error::BridgeError;
 pub use firewall::{macspoof, masq};

@@ -8,7 +8,10 @@ use sha2::{Digest, Sha512};
 use std::io::Read;
 
 /// How many host veth names are tried before giving up, as the reference.
-const VETH_NAME_ATTEMPTS: usize = 10;
+pub const VETH_NAME_ATTEMPTS: usize = 10;
+
+/// The VLAN the kernel puts every new port of a VLAN-filtering bridge on.
+const DEFAULT_VLAN: u16 = 1;
 
 /// Why a link step failed.
 #[derive(Debug, thiserror::Error)]
@@ -198,15 +201,48 @@ pub fn attach_to_bridge(
     };
     host.set_port_flags(veth.index, &veth.name, flags)?;
     if conf.uses_vlans() {
-        if !conf.preserve_default_vlan {
-            host.del_port_vlan(veth.index, &veth.name, 1)?;
-        }
-        if conf.vlan != 0 {
-            host.add_port_vlan(veth.index, &veth.name, conf.vlan, true)?;
-        }
-        for vid in &conf.vlan_trunk {
-            host.add_port_vlan(veth.index, &veth.name, *vid, false)?;
-        }
+        let vlans = PortVlans {
+            access: conf.vlan,
+            trunk: &conf.vlan_trunk,
+            preserve_default: conf.preserve_default_vlan,
+        };
+        configure_port_vlans(host, veth, &vlans)?;
+    }
+    Ok(())
+}
+
+/// The VLANs of one bridge port.
+#[derive(Debug, Clone, Copy)]
+pub struct PortVlans<'a> {
+    /// The access VLAN (PVID, egress untagged); 0 for none.
+    pub access: u16,
+    /// Tagged VLANs.
+    pub trunk: &'a [u16],
+    /// Keep the default VLAN 1 that the kernel gives every new port.
+    pub preserve_default: bool,
+}
+
+/// Sets a port's VLANs as the reference does: VLAN 1 removed only when
+/// not preserved; the access VLAN added as PVID and egress untagged (the
+/// kernel then keeps VLAN 1 as egress untagged, no longer PVID); each trunk
+/// VLAN tagged. Every request is idempotent, so a retry completes a port
+/// that an interrupted call left half done.
+///
+/// # Errors
+/// [`NetlinkError`].
+pub fn configure_port_vlans(
+    host: &dyn HostNet,
+    port: &Link,
+    vlans: &PortVlans<'_>,
+) -> Result<(), NetlinkError> {
+    if !vlans.preserve_default {
+        host.del_port_vlan(port.index, &port.name, DEFAULT_VLAN)?;
+    }
+    if vlans.access != 0 {
+        host.add_port_vlan(port.index, &port.name, vlans.access, true)?;
+    }
+    for vid in vlans.trunk {
+        host.add_port_vlan(port.index, &port.name, *vid, false)?;
     }
     Ok(())
 }
@@ -226,7 +262,10 @@ pub fn derived_veth_name(attachment: &str) -> String {
 }
 
 /// `veth` + 8 random hex characters, as the reference names them.
-fn random_veth_name() -> Result<String, LinkError> {
+///
+/// # Errors
+/// [`LinkError::Veth`] when `/dev/urandom` cannot be read.
+pub fn random_veth_name() -> Result<String, LinkError> {
     let mut bytes = [0u8; 4];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut urandom| urandom.read_exact(&mut bytes))

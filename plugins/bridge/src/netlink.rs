@@ -173,12 +173,20 @@ impl Kernel {
     }
 
     /// Creates a veth pair whose peer end is created directly inside the
-    /// namespace `peer_netns`, with the given MTU and peer MAC.
+    /// namespace `peer_netns` (this socket's namespace when `None`), with
+    /// the given MTU and peer MAC.
     ///
     /// # Errors
     /// [`NetlinkError`]; EEXIST when either name is taken.
-    pub fn create_veth(&self, veth: &VethSpec<'_>, peer_netns: RawFd) -> Result<(), NetlinkError> {
-        let mut peer_request = LinkRequest::new().name(veth.peer).netns_fd(peer_netns);
+    pub fn create_veth(
+        &self,
+        veth: &VethSpec<'_>,
+        peer_netns: Option<RawFd>,
+    ) -> Result<(), NetlinkError> {
+        let mut peer_request = LinkRequest::new().name(veth.peer);
+        if let Some(netns) = peer_netns {
+            peer_request = peer_request.netns_fd(netns);
+        }
         let mut request = LinkRequest::new().name(veth.host);
         if let Some(mtu) = veth.mtu {
             peer_request = peer_request.mtu(mtu);

@@ -96,6 +96,13 @@ pub trait HostNet: Links {
     /// [`NetlinkError`]; EEXIST when either name is taken.
     fn create_veth(&self, veth: &VethSpec<'_>, pod: &dyn PodNet) -> Result<(), NetlinkError>;
 
+    /// Creates the veth pair `host`/`peer` with both ends in the host's
+    /// namespace (the VLAN gateway's pair), both with `mtu`.
+    ///
+    /// # Errors
+    /// [`NetlinkError`]; EEXIST when either name is taken.
+    fn create_host_veth(&self, veth: &VethSpec<'_>) -> Result<(), NetlinkError>;
+
     /// Gives a down link no IPv6 link-local address when it comes up.
     ///
     /// # Errors

@@ -52,10 +52,12 @@ pub struct Links<'a> {
     pub veth: &'a Link,
     /// The container interface.
     pub container: &'a Link,
+    /// The VLAN gateway interface, with `vlan` and `isGateway`.
+    pub vlan_gateway: Option<&'a Link>,
 }
 
 /// The ADD result: the interfaces (bridge, host veth, container interface
-/// in the pod's sandbox) and the addressing, or the config's DNS alone for
+/// in the pod's sandbox, then any VLAN gateway interface) and the addressing, or the config's DNS alone for
 /// an L2-only network.
 pub fn build(
     conf: &BridgeConfig,
@@ -88,6 +90,14 @@ pub fn build(
             ..Interface::default()
         },
     ];
+    // As the reference: the VLAN's gateway interface comes last.
+    if let Some(gateway) = links.vlan_gateway {
+        result.interfaces.push(Interface {
+            name: gateway.name.clone(),
+            mac: format_mac(&gateway.mac),
+            ..Interface::default()
+        });
+    }
     result
 }
 
@@ -104,6 +114,7 @@ mod tests {
             mac: vec![2, 0, 0, 0, 0, last],
             master: None,
             peer_index: None,
+            peer_in_other_netns: false,
             admin_up: true,
             promisc: false,
             oper_up: true,
@@ -159,6 +170,7 @@ mod tests {
             bridge: &bridge,
             veth: &veth,
             container: &container,
+            vlan_gateway: None,
         };
         let l2 = build(&conf(r#"{"name":"n"}"#), &env, None, &links);
         let names: Vec<_> = l2.interfaces.iter().map(|i| i.name.as_str()).collect();

@@ -133,7 +133,11 @@ impl HostNet for HostKernel {
     }
 
     fn create_veth(&self, veth: &VethSpec<'_>, pod: &dyn PodNet) -> Result<(), NetlinkError> {
-        self.kernel.create_veth(veth, pod.netns_fd())
+        self.kernel.create_veth(veth, Some(pod.netns_fd()))
+    }
+
+    fn create_host_veth(&self, veth: &VethSpec<'_>) -> Result<(), NetlinkError> {
+        self.kernel.create_veth(veth, None)
     }
 
     fn set_no_ipv6_link_local(&self, index: u32, name: &str) -> Result<(), NetlinkError> {

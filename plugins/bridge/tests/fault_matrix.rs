@@ -92,6 +92,11 @@ fn shapes() -> Vec<Shape> {
             prepare: nothing,
         },
         Shape {
+            name: "vlan with isGateway",
+            config: with(crio(), json!({"vlan": 100})),
+            prepare: nothing,
+        },
+        Shape {
             name: "vlanTrunk",
             config: l2(json!({"vlanTrunk": [{"id": 101}, {"minID": 200, "maxID": 202}]})),
             prepare: nothing,

@@ -66,13 +66,6 @@ fn invalid_combinations_have_reference_messages() {
             (7, "unknown ipmasq backend \"pf\""),
         ),
         (
-            r#"{"name":"n","vlan":5,"isGateway":true}"#,
-            (
-                2,
-                "\"isGateway\" together with \"vlan\" is not supported by this bridge plugin yet",
-            ),
-        ),
-        (
             r#"{"name":"n","runtimeConfig":{"mac":"zz:00:00:00:00:00"}}"#,
             (7, "invalid MAC address \"zz:00:00:00:00:00\""),
         ),
@@ -250,4 +243,18 @@ fn masquerade_backends_are_chosen_by_name() {
         backend(r#"{"name":"n","ipMasqBackend":"nftables"}"#),
         MasqBackend::Nftables
     );
+}
+
+#[test]
+fn the_default_vlan_is_kept_unless_asked_otherwise() {
+    let conf = load(r#"{"name":"n","vlan":100}"#).unwrap();
+    assert!(conf.preserve_default_vlan);
+    let conf = load(r#"{"name":"n","vlan":100,"preserveDefaultVlan":false}"#).unwrap();
+    assert!(!conf.preserve_default_vlan);
+}
+
+#[test]
+fn vlan_with_is_gateway_is_accepted() {
+    let conf = load(r#"{"name":"n","vlan":5,"isDefaultGateway":true}"#).unwrap();
+    assert_eq!((conf.vlan, conf.is_gateway), (5, true));
 }

@@ -85,10 +85,19 @@ pub struct ModelLink {
     pub no_ipv6_link_local: bool,
     /// Port flags: hairpin, isolated.
     pub port_flags: (bool, bool),
-    /// Port VLANs: VLAN → PVID and untagged.
-    pub vlans: BTreeMap<u16, bool>,
+    /// Port VLANs and their flags.
+    pub vlans: BTreeMap<u16, PortVlan>,
     /// A bridge with VLAN filtering.
     pub vlan_filtering: bool,
+}
+
+/// A port's VLAN flags, as `bridge vlan show` has them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PortVlan {
+    /// Untagged frames that enter the port go to this VLAN.
+    pub pvid: bool,
+    /// Frames of this VLAN leave the port untagged.
+    pub untagged: bool,
 }
 
 /// The node and what the calls so far did to it: their operations in order.
@@ -242,11 +251,21 @@ impl World {
 
     /// The node without what every pod of a network shares and no ADD or
     /// DEL removes: the bridge named `bridge` (with its addresses and their
-    /// routes), forwarding, the bridge's sysctls and the spoof check's
-    /// shared table.
+    /// routes), its complete VLAN gateway pairs (an incomplete one is a
+    /// leak), forwarding, the bridge's sysctls and the spoof check's shared
+    /// table.
     pub fn without_shared(state: &State, bridge: &str) -> State {
         let mut state = state.clone();
         if let Some(host) = state.namespaces.get_mut(&HOST) {
+            for index in complete_vlan_gateways(host, bridge) {
+                if let Some(link) = host.links.remove(&index) {
+                    host.routes.retain(|(_, _, oif)| *oif != index);
+                    for family in ["ipv4", "ipv6"] {
+                        let prefix = format!("net/{family}/conf/{}/", link.name);
+                        host.sysctls.retain(|key, _| !key.starts_with(&prefix));
+                    }
+                }
+            }
             let bridges: Vec<u32> = host
                 .links
                 .iter()
@@ -267,6 +286,44 @@ impl World {
         state.spoof_table = false;
         state
     }
+}
+
+/// The indexes of both ends of every complete VLAN gateway pair of
+/// `bridge`: `<bridge>.<vid>` up, its peer up, a port of the bridge with
+/// the VLAN as PVID, egress untagged.
+fn complete_vlan_gateways(host: &Namespace, bridge: &str) -> Vec<u32> {
+    let bridge_index = host
+        .links
+        .iter()
+        .find(|(_, l)| l.name == bridge && l.kind == "bridge")
+        .map(|(i, _)| *i);
+    let prefix = format!("{bridge}.");
+    let mut ends = Vec::new();
+    for (index, gateway) in &host.links {
+        let Some(vid) = gateway.name.strip_prefix(&prefix) else {
+            continue;
+        };
+        let Ok(vid) = vid.parse::<u16>() else {
+            continue;
+        };
+        let Some((HOST, peer)) = gateway.peer else {
+            continue;
+        };
+        let access = PortVlan {
+            pvid: true,
+            untagged: true,
+        };
+        let complete = host.links.get(&peer).is_some_and(|port| {
+            port.up
+                && port.master.is_some()
+                && port.master == bridge_index
+                && port.vlans.get(&vid) == Some(&access)
+        });
+        if complete && gateway.up {
+            ends.extend([*index, peer]);
+        }
+    }
+    ends
 }
 
 /// The model behind every trait of the seam.

@@ -2,7 +2,7 @@
 //! the pods, with the kernel's answers (EEXIST, ENODEV, ...) where the plugin
 //! tells them apart.
 
-use super::{Fault, HOST, ModelLink, World};
+use super::{Fault, HOST, ModelLink, PortVlan, World};
 use bridge::BridgeError;
 use bridge::netlink::{Link, NetlinkError, RouteEntry};
 use bridge::node::{HostNet, Links, Namespaces, PodNet, PortFlags, VethSpec};
@@ -44,7 +44,7 @@ fn default_sysctl(key: &str) -> &'static str {
 }
 
 /// The link as netlink shows it.
-fn shown(index: u32, link: &ModelLink) -> Link {
+fn shown(ns_of_link: u32, index: u32, link: &ModelLink) -> Link {
     Link {
         index,
         name: link.name.clone(),
@@ -52,6 +52,7 @@ fn shown(index: u32, link: &ModelLink) -> Link {
         mac: link.mac.to_vec(),
         master: link.master,
         peer_index: link.peer.map(|(_, peer)| peer),
+        peer_in_other_netns: link.peer.is_some_and(|(ns, _)| ns != ns_of_link),
         admin_up: link.up,
         promisc: link.promisc,
         oper_up: link.up,
@@ -98,7 +99,7 @@ impl Space<'_> {
             Ok(links
                 .iter()
                 .find(|(_, l)| l.name == name)
-                .map(|(i, l)| shown(*i, l)))
+                .map(|(i, l)| shown(ns, *i, l)))
         })
     }
 
@@ -109,7 +110,7 @@ impl Space<'_> {
                 .namespace(ns)
                 .links
                 .get(&index)
-                .map(|l| shown(index, l)))
+                .map(|l| shown(ns, index, l)))
         })
     }
 
@@ -292,6 +293,27 @@ impl HostNet for Host<'_> {
         })
     }
 
+    fn create_host_veth(&self, veth: &VethSpec<'_>) -> Result<(), NetlinkError> {
+        self.space().op("create veth pair in the host", |world| {
+            let links = &world.namespace(HOST).links;
+            if links
+                .values()
+                .any(|l| l.name == veth.host || l.name == veth.peer)
+            {
+                return Err(errno("create veth pair in the host", EEXIST));
+            }
+            let host = world.add_link(HOST, veth.host, "veth", false);
+            let peer = world.add_link(HOST, veth.peer, "veth", false);
+            for (index, other) in [(host, peer), (peer, host)] {
+                if let Some(link) = world.namespace(HOST).links.get_mut(&index) {
+                    link.peer = Some((HOST, other));
+                    link.mtu = veth.mtu.unwrap_or(1500);
+                }
+            }
+            Ok(())
+        })
+    }
+
     fn set_no_ipv6_link_local(&self, index: u32, _name: &str) -> Result<(), NetlinkError> {
         self.space().with_link("set addrgenmode none", index, |l| {
             l.no_ipv6_link_local = true;
@@ -319,7 +341,11 @@ impl HostNet for Host<'_> {
                 .ok_or_else(|| errno("enslave", ENODEV))?;
             port.master = Some(master);
             if filtering {
-                port.vlans.insert(1, true);
+                let default = PortVlan {
+                    pvid: true,
+                    untagged: true,
+                };
+                port.vlans.entry(1).or_insert(default);
             }
             Ok(())
         })
@@ -362,10 +388,15 @@ impl HostNet for Host<'_> {
                 .is_some_and(|b| b.vlan_filtering);
             let port = links.get_mut(&index).filter(|_| filtering);
             let port = port.ok_or_else(|| errno("add port VLAN", EOPNOTSUPP))?;
+            // As the kernel: one PVID per port, and flags replaced.
             if access {
-                port.vlans.values_mut().for_each(|pvid| *pvid = false);
+                port.vlans.values_mut().for_each(|vlan| vlan.pvid = false);
             }
-            port.vlans.insert(vid, access);
+            let flags = PortVlan {
+                pvid: access,
+                untagged: access,
+            };
+            port.vlans.insert(vid, flags);
             Ok(())
         })
     }
