@@ -22,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 
-tests=(bridge host_local loopback masq macspoofchk nftables nft_backend iptables_nft gc_status trace faults netlink)
+tests=(bridge vlan host_local loopback masq macspoofchk nftables nft_backend iptables_nft gc_status trace faults netlink)
 kernels=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -63,8 +63,15 @@ while IFS=$'\t' read -r name path; do
 done < <(cargo test -p integration --all-features --no-run --message-format=json 2>/dev/null |
     jq -r 'select(.reason == "compiler-artifact" and .profile.test == true and .target.kind == ["test"])
            | [.target.name, .executable] | @tsv')
+# The guests run a snapshot of the binaries, so target/ may be rebuilt
+# meanwhile (a guest reading a binary being rewritten crashes).
+snapshot=$work/target/debug
+mkdir -p "$snapshot/deps"
+find target/debug -maxdepth 1 -type f -perm -u+x -exec cp {} "$snapshot/" \;
 for t in "${tests[@]}"; do
     [ -n "${binary[$t]:-}" ] || { log "no test binary $t"; exit 2; }
+    cp "${binary[$t]}" "$snapshot/deps/"
+    binary[$t]=$snapshot/deps/$(basename "${binary[$t]}")
 done
 
 # --- kernels --------------------------------------------------------------
@@ -153,6 +160,8 @@ mkdir -p "$work/results"
 cat >"$work/results/guest.sh" <<EOF
 #!/bin/bash
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root CI=1
+# Every guest kernel has bridge VLAN filtering: the VLAN tests must run.
+export CNI_RS_EXPECT_VLAN_FILTERING=1
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
 mkdir -p /dev/pts /dev/shm; mount -t devpts devpts /dev/pts; mount -t tmpfs tmpfs /dev/shm
 ln -sf /proc/self/fd /dev/fd; ln -sf /proc/self/fd/0 /dev/stdin

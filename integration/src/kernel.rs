@@ -280,3 +280,48 @@ fn run_nft(args: &[&str]) -> Result<(), String> {
         ))
     }
 }
+
+/// Whether this kernel can create a VLAN-filtering bridge
+/// (`CONFIG_BRIDGE_VLAN_FILTERING`): probed with a throwaway bridge.
+///
+/// # Panics
+///
+/// When `ip` cannot be started.
+pub fn bridge_vlan_filtering() -> bool {
+    let probe = crate::unique_ifname("vfp");
+    let args = ["link", "add", probe.as_str(), "type", "bridge"];
+    let created = crate::cmd::try_run("ip", &[&args[..], &["vlan_filtering", "1"]].concat())
+        .is_ok_and(|out| out.status.success());
+    if created {
+        let _ = crate::cmd::try_run("ip", &["link", "del", probe.as_str()]);
+    }
+    created
+}
+
+/// The VLANs of a bridge port (or of the bridge itself) as `bridge -j vlan
+/// show dev <ifname>` gives them: each VLAN ID with its flags (`PVID`,
+/// `Egress Untagged`), ranges expanded.
+///
+/// # Panics
+///
+/// When `bridge` fails or prints something else than JSON.
+pub fn port_vlans(ifname: &str) -> Vec<(u64, Vec<String>)> {
+    let out = crate::cmd::run_ok("bridge", &["-j", "vlan", "show", "dev", ifname]);
+    let shown: Value = serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("bridge -j vlan show dev {ifname}: {e}: {out}"));
+    let mut vlans = Vec::new();
+    for entry in shown.as_array().into_iter().flatten() {
+        for vlan in entry["vlans"].as_array().into_iter().flatten() {
+            let flags: Vec<String> = vlan["flags"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f.as_str().map(str::to_string))
+                .collect();
+            let first = vlan["vlan"].as_u64().unwrap_or_default();
+            let last = vlan["vlanEnd"].as_u64().unwrap_or(first);
+            vlans.extend((first..=last).map(|vid| (vid, flags.clone())));
+        }
+    }
+    vlans
+}
