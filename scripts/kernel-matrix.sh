@@ -22,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 
-tests=(bridge vlan host_local loopback masq macspoofchk nftables nft_backend iptables_nft gc_status trace faults netlink)
+tests=(bridge vlan fallbacks host_local loopback masq macspoofchk nftables nft_backend iptables_nft gc_status trace faults netlink)
 kernels=()
 while [ $# -gt 0 ]; do
     case "$1" in
