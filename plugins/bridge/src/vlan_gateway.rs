@@ -101,7 +101,10 @@ fn create(host: &dyn HostNet, name: &str, mtu: u32) -> Result<Option<Link>, Vlan
             Ok(()) => {
                 return match host.link_by_name(name) {
                     Ok(Some(created)) => Ok(Some(created)),
-                    Ok(None) => Err(VlanGatewayError::NotAVethPair(name.to_owned())),
+                    Ok(None) => {
+                        delete_by_name(host, &port);
+                        Err(VlanGatewayError::NotAVethPair(name.to_owned()))
+                    }
                     Err(err) => {
                         delete_by_name(host, &port);
                         Err(err.into())
