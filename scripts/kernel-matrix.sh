@@ -16,8 +16,10 @@
 # --tests picks integration test binaries by name (default: the root suite
 # without reliability and the Docker, containerd, Podman and release tests,
 # which need more than a bare guest); --reliability adds the long
-# reliability test. Exits non-zero when a cell fails. Every qemu process
-# and temporary directory is removed on exit and on Ctrl-C. Needs root.
+# reliability test. Exits non-zero when a cell fails. Each guest's console
+# and test logs are kept in $CNI_RS_MATRIX_LOGS (default results/kernel-matrix).
+# Every qemu process and temporary directory is removed on exit and on
+# Ctrl-C. Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -44,6 +46,7 @@ dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed'
 install_missing
 
 cache=${CNI_RS_KERNEL_CACHE:-/var/cache/cni-rs-kernels}
+logs=${CNI_RS_MATRIX_LOGS:-$repo/results/kernel-matrix}
 work=$(mktemp -d /tmp/cni-kernel-matrix.XXXXXX)
 qemu_pids=()
 cleanup() {
@@ -176,7 +179,9 @@ for t in \$TESTS; do
     bin=\$(grep "^\$t " "$work/results/binaries" | cut -d' ' -f2)
     timeout 1800 "\$bin" --test-threads=2 >"$work/results/\$t.log" 2>&1
     echo \$? >"$work/results/\$t.status"
+    { echo "after \$t:"; head -n 3 /proc/meminfo; } >>"$work/results/memory.log"
 done
+dmesg >"$work/results/dmesg.log"
 sync
 echo o >/proc/sysrq-trigger
 EOF
@@ -202,15 +207,24 @@ for series in "${kernels[@]}"; do
     sed -i '2d' "$work/results/guest.sh"
     uname_of[$series]=$(cat "$work/results/uname" 2>/dev/null || echo "did not boot")
     [ -f "$work/results/uname" ] || tail -n 40 "$work/console-$series.log" >&2
+    cut_short=0
     for t in "${tests[@]}"; do
         status=$(cat "$work/results/$t.status" 2>/dev/null || echo none)
         case "$status" in
         0) cell[$series,$t]=pass ;;
-        none) cell[$series,$t]="not run" ;;
+        none) cell[$series,$t]="not run"; cut_short=1 ;;
         *) cell[$series,$t]="FAIL ($status)"; tail -n 30 "$work/results/$t.log" >&2 ;;
         esac
     done
-    log "$series: done in $(($(date +%s) - start)) s"
+    if [ "$cut_short" = 1 ]; then
+        log "$series: the guest stopped before every test ran; its console ends:"
+        tail -n 40 "$work/console-$series.log" >&2
+    fi
+    # Kept for reading afterwards (results/ is not tracked).
+    mkdir -p "$logs/$series"
+    rm -f "$logs/$series/"*.log
+    cp "$work/console-$series.log" "$work/results/"*.log "$logs/$series/" 2>/dev/null || true
+    log "$series: done in $(($(date +%s) - start)) s; logs in $logs/$series"
 done
 
 # --- the table ------------------------------------------------------------
