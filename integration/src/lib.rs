@@ -48,7 +48,7 @@ pub use host::PrivateHost;
 pub use kernel::IpFamily;
 pub use names::{unique_ifname, unique_name};
 pub use netns::TestNetns;
-pub use network::TestNetwork;
+pub use network::{TestNetwork, crio_settings};
 pub use plugin::{PluginCall, PluginOutput, plugin_dir, plugin_path};
 pub use root::require_root;
 pub use timing::{ms, wait_until};

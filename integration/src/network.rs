@@ -3,8 +3,16 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use serde_json::{Value, json};
+
 use crate::names::{unique_ifname, unique_name};
 use crate::{Cleanup, kernel};
+
+/// The settings of CRI-O's `100-crio-bridge.conf` besides its names and
+/// addresses: the gateway on the bridge, masquerade and hairpin.
+pub fn crio_settings() -> Value {
+    json!({"isGateway": true, "ipMasq": true, "hairpinMode": true})
+}
 
 /// One test's private network: a bridge name, a network name, a subnet index
 /// and a host-local `dataDir`, all unique, so tests run in parallel.
@@ -48,6 +56,31 @@ impl TestNetwork {
             k,
             data_dir,
         }
+    }
+
+    /// A `bridge` config of this network at `version`, leasing with
+    /// host-local from `subnets` (one range set each) in the `dataDir`, with
+    /// the top-level keys of each of `settings` set over it in order (a
+    /// `null` value removes the key).
+    pub fn bridge_config(&self, version: &str, subnets: &[String], settings: &[Value]) -> Value {
+        let ranges: Vec<Value> = subnets.iter().map(|s| json!([{"subnet": s}])).collect();
+        let mut conf = json!({
+            "cniVersion": version,
+            "name": self.name,
+            "type": "bridge",
+            "bridge": self.bridge,
+            "ipam": {"type": "host-local", "dataDir": self.data_dir, "ranges": ranges},
+        });
+        if let Some(object) = conf.as_object_mut() {
+            for (key, value) in settings.iter().filter_map(Value::as_object).flatten() {
+                if value.is_null() {
+                    object.remove(key);
+                } else {
+                    object.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        conf
     }
 
     /// The network's host-local directory, `<dataDir>/<name>`.

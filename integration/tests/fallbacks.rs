@@ -22,21 +22,11 @@ use serde_json::{Value, json};
 /// A dual-stack network on `10.92.<k>.0/24` and `fd92:0:0:<k>::/64` with
 /// the gateway on the bridge.
 fn config(net: &TestNetwork) -> Value {
-    json!({
-        "cniVersion": "1.0.0",
-        "name": net.name,
-        "type": "bridge",
-        "bridge": net.bridge,
-        "isGateway": true,
-        "ipam": {
-            "type": "host-local",
-            "dataDir": net.data_dir,
-            "ranges": [
-                [{"subnet": format!("10.92.{}.0/24", net.k)}],
-                [{"subnet": format!("fd92:0:0:{}::/64", net.k)}],
-            ],
-        },
-    })
+    let subnets = [
+        format!("10.92.{}.0/24", net.k),
+        format!("fd92:0:0:{}::/64", net.k),
+    ];
+    net.bridge_config("1.0.0", &subnets, &[json!({"isGateway": true})])
 }
 
 #[test]

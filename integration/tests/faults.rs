@@ -17,8 +17,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use integration::{
-    Cleanup, IpFamily, PluginCall, PrivateHost, TestNetns, TestNetwork, cmd, kernel, plugin_dir,
-    plugin_path, require_root, unique_name, wait_until,
+    Cleanup, IpFamily, PluginCall, PrivateHost, TestNetns, TestNetwork, cmd, crio_settings, kernel,
+    plugin_dir, plugin_path, require_root, unique_name, wait_until,
 };
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -37,27 +37,11 @@ impl Net {
     /// CRI-O's settings (gateway, masquerade, hairpin) on this network's
     /// subnets, with the keys of `extra` set over them.
     fn config(&self, extra: Value) -> Value {
-        let mut conf = json!({
-            "cniVersion": "1.0.0",
-            "name": self.name,
-            "type": "bridge",
-            "bridge": self.bridge,
-            "isGateway": true,
-            "ipMasq": true,
-            "hairpinMode": true,
-            "ipam": {
-                "type": "host-local",
-                "dataDir": self.data_dir,
-                "ranges": [
-                    [{"subnet": format!("10.{}.0.0/16", 170 + u16::from(self.k))}],
-                    [{"subnet": format!("fd{:02x}:cd00::/64", self.k)}],
-                ],
-            },
-        });
-        if let (Some(conf), Value::Object(extra)) = (conf.as_object_mut(), extra) {
-            conf.extend(extra);
-        }
-        conf
+        let subnets = [
+            format!("10.{}.0.0/16", 170 + u16::from(self.k)),
+            format!("fd{:02x}:cd00::/64", self.k),
+        ];
+        self.bridge_config("1.0.0", &subnets, &[crio_settings(), extra])
     }
 }
 

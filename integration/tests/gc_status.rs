@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use integration::reference::Impl;
 use integration::{
-    Cleanup, IpFamily, PluginCall, PluginOutput, TestNetns, TestNetwork, cmd, kernel, ms,
-    require_root, unique_name,
+    Cleanup, IpFamily, PluginCall, PluginOutput, TestNetns, TestNetwork, cmd, crio_settings,
+    kernel, ms, require_root, unique_name,
 };
 use serde_json::{Value, json};
 
@@ -84,20 +84,8 @@ impl Net {
     /// A dual-stack bridge config (gateway on the bridge, masquerade on) at
     /// `version`, leasing from this network's dataDir.
     fn config(&self, version: &str) -> Value {
-        json!({
-            "cniVersion": version,
-            "name": self.name,
-            "type": "bridge",
-            "bridge": self.bridge,
-            "isGateway": true,
-            "ipMasq": true,
-            "hairpinMode": true,
-            "ipam": {
-                "type": "host-local",
-                "dataDir": self.data_dir,
-                "ranges": [[{"subnet": self.subnet4()}], [{"subnet": self.subnet6()}]],
-            },
-        })
+        let subnets = [self.subnet4(), self.subnet6()];
+        self.bridge_config(version, &subnets, &[crio_settings()])
     }
 
     /// Lines of `nat -S` carrying this network's rule comment, sorted.

@@ -28,36 +28,16 @@ impl Net {
         Net(TestNetwork::new("nbr", tag, k, cleanup))
     }
 
-    /// CRI-O's settings on `10.<190+k>.0.0/16` and `fd<k>:ee00::/64`, with
-    /// the keys of `extra` set over them.
+    /// CRI-O's gateway and masquerade (with the nftables backend) on
+    /// `10.<190+k>.0.0/16` and `fd<k>:ee00::/64`, with the keys of `extra`
+    /// set over them (`null` removes one).
     fn config(&self, extra: Value) -> Value {
-        let mut conf = json!({
-            "cniVersion": "1.0.0",
-            "name": self.name,
-            "type": "bridge",
-            "bridge": self.bridge,
-            "isGateway": true,
-            "ipMasq": true,
-            "ipMasqBackend": "nftables",
-            "ipam": {
-                "type": "host-local",
-                "dataDir": self.data_dir,
-                "ranges": [
-                    [{"subnet": format!("10.{}.0.0/16", 190 + u16::from(self.k))}],
-                    [{"subnet": format!("fd{:02x}:ee00::/64", self.k)}],
-                ],
-            },
-        });
-        if let (Some(conf), Value::Object(extra)) = (conf.as_object_mut(), extra) {
-            for (key, value) in extra {
-                if value.is_null() {
-                    conf.remove(&key);
-                } else {
-                    conf.insert(key, value);
-                }
-            }
-        }
-        conf
+        let subnets = [
+            format!("10.{}.0.0/16", 190 + u16::from(self.k)),
+            format!("fd{:02x}:ee00::/64", self.k),
+        ];
+        let settings = json!({"isGateway": true, "ipMasq": true, "ipMasqBackend": "nftables"});
+        self.bridge_config("1.0.0", &subnets, &[settings, extra])
     }
 }
 

@@ -78,24 +78,14 @@ impl Net {
     /// A bridge config with both families from host-local and a default
     /// route, `extra`'s keys set over it.
     fn config(&self, extra: &Value) -> Value {
-        let mut conf = json!({
-            "cniVersion": "1.0.0",
-            "name": self.0.name,
-            "type": "bridge",
-            "bridge": self.0.bridge,
-            "ipam": {
-                "type": "host-local",
-                "dataDir": self.0.data_dir,
-                "ranges": [
-                    [{"subnet": format!("10.91.{}.0/24", self.0.k)}],
-                    [{"subnet": format!("fd91:0:0:{}::/64", self.0.k)}],
-                ],
-                "routes": [{"dst": "0.0.0.0/0"}],
-            },
-        });
-        for (key, value) in extra.as_object().into_iter().flatten() {
-            conf[key] = value.clone();
-        }
+        let subnets = [
+            format!("10.91.{}.0/24", self.0.k),
+            format!("fd91:0:0:{}::/64", self.0.k),
+        ];
+        let mut conf = self
+            .0
+            .bridge_config("1.0.0", &subnets, std::slice::from_ref(extra));
+        conf["ipam"]["routes"] = json!([{"dst": "0.0.0.0/0"}]);
         conf
     }
 
