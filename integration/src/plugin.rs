@@ -218,14 +218,17 @@ impl PluginCall {
                 break status;
             }
             if Instant::now() >= deadline {
+                let stuck = where_stuck(child.id());
                 let _ = child.kill();
                 let _ = child.wait();
+                let stderr = collect(stderr).unwrap_or_default();
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!(
-                        "{} ran longer than {:?}; killed",
+                        "{} ran longer than {:?}; killed. Its threads and children were in:\n{stuck}\nstderr:\n{}",
                         self.binary.display(),
-                        self.timeout
+                        self.timeout,
+                        String::from_utf8_lossy(&stderr)
                     ),
                 ));
             }
@@ -248,6 +251,34 @@ impl PluginCall {
         self.try_run()
             .unwrap_or_else(|e| panic!("running {}: {e}", self.binary.display()))
     }
+}
+
+/// Where process `pid`, its threads and its descendants wait, from
+/// `/proc`: one line per thread with its name, kernel wait channel and
+/// syscall (number and arguments), for a plugin that hangs.
+fn where_stuck(pid: u32) -> String {
+    let mut lines = Vec::new();
+    let mut pending = vec![pid.to_string()];
+    while let Some(pid) = pending.pop() {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task"));
+        for task in tasks.into_iter().flatten().flatten() {
+            let dir = task.path();
+            let read = |name: &str| {
+                std::fs::read_to_string(dir.join(name))
+                    .map(|text| text.trim().to_owned())
+                    .unwrap_or_default()
+            };
+            lines.push(format!(
+                "  {pid}/{}: {} wchan={} syscall={}",
+                task.file_name().to_string_lossy(),
+                read("comm"),
+                read("wchan"),
+                read("syscall")
+            ));
+            pending.extend(read("children").split_whitespace().map(str::to_owned));
+        }
+    }
+    lines.join("\n")
 }
 
 type Reader = thread::JoinHandle<io::Result<Vec<u8>>>;

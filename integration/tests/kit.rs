@@ -259,3 +259,27 @@ fn network_store_ports_ping_and_implementations() {
         assert_eq!(reference.environment()["CNI_PATH"], REFERENCE_DIR);
     }
 }
+
+#[test]
+fn a_plugin_that_hangs_is_killed_and_shows_where_it_waited() {
+    let dir = std::env::temp_dir().join(integration::unique_name("kit-hang"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("hangs");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho about to wait >&2\nexec sleep 30\n",
+    )
+    .unwrap();
+    cmd::run_ok("chmod", &["755", &script.display().to_string()]);
+    let started = std::time::Instant::now();
+    let err = integration::PluginCall::with_binary(&script)
+        .timeout(Duration::from_secs(1))
+        .try_run()
+        .unwrap_err();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let text = err.to_string();
+    assert!(text.contains("ran longer than 1s; killed"), "{text}");
+    assert!(text.contains(": sleep wchan="), "{text}");
+    assert!(text.contains("about to wait"), "{text}");
+}
