@@ -19,7 +19,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use integration::containerd::Setup;
-use integration::{Cleanup, PrivateContainerd, TestNetwork, cmd, plugin_dir, require_root};
+use integration::{
+    Cleanup, PrivateContainerd, TestNetwork, cmd, crio_settings, plugin_dir, require_root,
+};
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
@@ -44,24 +46,12 @@ impl Net {
 
     /// CRI-O's `100-crio-bridge.conf` (0.3.1) with this network's names.
     fn crio_config(&self, backend: Option<&str>) -> Value {
-        let mut conf = json!({
-            "cniVersion": "0.3.1",
-            "name": self.name,
-            "type": "bridge",
-            "bridge": self.bridge,
-            "isGateway": true,
-            "ipMasq": true,
-            "hairpinMode": true,
-            "ipam": {
-                "type": "host-local",
-                "routes": [{"dst": "0.0.0.0/0"}, {"dst": "1100:200::1/24"}],
-                "ranges": [
-                    [{"subnet": format!("{}0.0/16", self.v4_prefix())}],
-                    [{"subnet": format!("{}/64", self.v6_prefix())}],
-                ],
-                "dataDir": self.data_dir,
-            },
-        });
+        let subnets = [
+            format!("{}0.0/16", self.v4_prefix()),
+            format!("{}/64", self.v6_prefix()),
+        ];
+        let mut conf = self.bridge_config("0.3.1", &subnets, &[crio_settings()]);
+        conf["ipam"]["routes"] = json!([{"dst": "0.0.0.0/0"}, {"dst": "1100:200::1/24"}]);
         if let Some(backend) = backend {
             conf["ipMasqBackend"] = json!(backend);
         }

@@ -25,7 +25,8 @@ use std::time::Duration;
 use bridge::masq;
 use integration::docker::DOCKER;
 use integration::{
-    Cleanup, PluginCall, PrivateDocker, TestNetwork, cmd, plugin_dir, require_root, unique_name,
+    Cleanup, PluginCall, PrivateDocker, TestNetwork, cmd, crio_settings, plugin_dir, require_root,
+    unique_name,
 };
 use serde_json::{Value, json};
 
@@ -53,24 +54,13 @@ impl Net {
 
     /// The bridge plugin's config at `version`.
     fn bridge_config(&self, version: &str) -> Value {
-        json!({
-            "cniVersion": version,
-            "name": self.name,
-            "type": "bridge",
-            "bridge": self.bridge,
-            "isGateway": true,
-            "ipMasq": true,
-            "hairpinMode": true,
-            "ipam": {
-                "type": "host-local",
-                "routes": [{"dst": "0.0.0.0/0"}],
-                "ranges": [
-                    [{"subnet": format!("10.{}.0.0/16", 170 + u16::from(self.k))}],
-                    [{"subnet": format!("fd{:02x}:dc00::/64", self.k)}],
-                ],
-                "dataDir": self.data_dir,
-            },
-        })
+        let subnets = [
+            format!("10.{}.0.0/16", 170 + u16::from(self.k)),
+            format!("fd{:02x}:dc00::/64", self.k),
+        ];
+        let mut conf = self.0.bridge_config(version, &subnets, &[crio_settings()]);
+        conf["ipam"]["routes"] = json!([{"dst": "0.0.0.0/0"}]);
+        conf
     }
 
     /// Whether container `id`'s masquerade chain exists in either family.
