@@ -118,8 +118,7 @@ pub fn configure(
     gateways: &[IpNetwork],
 ) -> Result<(), GatewayError> {
     for gateway in gateways {
-        ensure_address(host, link, conf, *gateway)
-            .map_err(|source| source.at(place, &link.name))?;
+        ensure_address(host, link, place, conf, *gateway)?;
     }
     if gateways.iter().any(IpNetwork::is_ipv4) {
         host.sysctl("net/ipv4/ip_forward", "1")?;
@@ -130,40 +129,17 @@ pub fn configure(
     Ok(())
 }
 
-/// Why one address could not be ensured, before it is told where.
-enum AddressError {
-    Conflict(IpNetwork),
-    Netlink(NetlinkError),
-}
-
-impl From<NetlinkError> for AddressError {
-    fn from(err: NetlinkError) -> AddressError {
-        AddressError::Netlink(err)
-    }
-}
-
-impl AddressError {
-    fn at(self, place: Place, link: &str) -> GatewayError {
-        match self {
-            AddressError::Conflict(wanted) => GatewayError::Conflict {
-                place,
-                link: link.to_owned(),
-                wanted,
-            },
-            AddressError::Netlink(source) => GatewayError::Netlink { place, source },
-        }
-    }
-}
-
 /// Adds `wanted` to `link` unless it is there. Another IPv4 address, or an
 /// overlapping IPv6 one, is a conflict (deleted with `forceAddress`).
 fn ensure_address(
     host: &dyn HostNet,
     link: &Link,
+    place: Place,
     conf: &BridgeConfig,
     wanted: IpNetwork,
-) -> Result<(), AddressError> {
-    let present = host.addresses(link.index)?;
+) -> Result<(), GatewayError> {
+    let failed = |source| GatewayError::Netlink { place, source };
+    let present = host.addresses(link.index).map_err(failed)?;
     if present.contains(&wanted) {
         return Ok(());
     }
@@ -174,19 +150,25 @@ fn ensure_address(
             continue;
         }
         if !conf.force_address {
-            return Err(AddressError::Conflict(wanted));
+            return Err(GatewayError::Conflict {
+                place,
+                link: link.name.clone(),
+                wanted,
+            });
         }
-        host.del_address(link.index, &link.name, *existing)?;
+        host.del_address(link.index, &link.name, *existing)
+            .map_err(failed)?;
     }
     // The gateway lives on a link this plugin owns: duplicate address
     // detection would only keep it tentative (unusable) for a second or more.
     match host.add_address(link.index, &link.name, wanted, true) {
-        Err(err) if !err.is_exists() => return Err(err.into()),
+        Err(err) if !err.is_exists() => return Err(failed(err)),
         _ => {}
     }
     // Read the current MAC just before pinning it: ports change it until then.
-    if let Some(current) = host.link_by_index(link.index)? {
-        host.set_mac(link.index, &link.name, &current.mac)?;
+    if let Some(current) = host.link_by_index(link.index).map_err(failed)? {
+        host.set_mac(link.index, &link.name, &current.mac)
+            .map_err(failed)?;
     }
     Ok(())
 }
